@@ -1,0 +1,2 @@
+"""HTTP views of the account blueprint."""
+from app.account import bp  # noqa: F401

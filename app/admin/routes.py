@@ -1,0 +1,2 @@
+"""HTTP views of the admin blueprint."""
+from app.admin import bp  # noqa: F401

@@ -1,0 +1,2 @@
+"""HTTP views of the auth blueprint."""
+from app.auth import bp  # noqa: F401

@@ -1,0 +1,56 @@
+"""Choose the storage behind sessions, cache and rate limits: embedded defaults or Redis."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from flask import Flask
+
+
+def configure_backends(app: Flask) -> None:
+    cfg = app.config
+    redis_url = cfg.get("REDIS_URL")
+    if redis_url:
+        import redis
+
+        # Flask-Session 0.8 wants a client instance: a URL string would silently use localhost.
+        if not cfg.get("SESSION_REDIS"):
+            cfg["SESSION_REDIS"] = redis.Redis.from_url(redis_url)
+        cfg["SESSION_TYPE"] = "redis"
+        if cfg.get("CACHE_TYPE") in (None, "SimpleCache"):
+            cfg["CACHE_TYPE"] = "RedisCache"
+            cfg["CACHE_REDIS_URL"] = redis_url
+        if cfg.get("RATELIMIT_STORAGE_URI") in (None, "memory://"):
+            cfg["RATELIMIT_STORAGE_URI"] = redis_url
+    elif cfg.get("SESSION_TYPE") == "cachelib" and not cfg.get("SESSION_CACHELIB"):
+        from cachelib.file import FileSystemCache
+
+        session_dir = Path(cfg["SESSION_DIR"])
+        session_dir.mkdir(parents=True, exist_ok=True)
+        cfg["SESSION_CACHELIB"] = FileSystemCache(str(session_dir), threshold=100_000, mode=0o600)
+
+    uri = cfg["SQLALCHEMY_DATABASE_URI"]
+    if uri.startswith("sqlite"):
+        options = dict(cfg.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+        options.pop("pool_pre_ping", None)
+        connect_args = dict(options.get("connect_args") or {})
+        connect_args.setdefault("timeout", 30)
+        connect_args.setdefault("check_same_thread", False)
+        options["connect_args"] = connect_args
+        cfg["SQLALCHEMY_ENGINE_OPTIONS"] = options
+        path = uri.removeprefix("sqlite:///")
+        if uri.startswith("sqlite:///") and path and not path.startswith(":"):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+def tune_sqlite(engine: sa.Engine) -> None:
+    """WAL lets readers work while one writer commits; foreign keys are off by default in SQLite."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection, _record):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()

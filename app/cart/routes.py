@@ -1,0 +1,2 @@
+"""HTTP views of the cart blueprint."""
+from app.cart import bp  # noqa: F401

@@ -1,0 +1,32 @@
+"""`flask …` commands: demo data (other areas add their own groups here)."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from app.extensions import bcrypt, db
+
+demo_cli = AppGroup("demo", help="Demo data for trying Guichet out.")
+
+
+@demo_cli.command("load")
+@click.option("--if-empty", is_flag=True, help="Do nothing when the database already has events or users.")
+def load_demo(if_empty: bool) -> None:
+    """Load the demo programme and the demo accounts."""
+    from app.services.demo import DEMO_ACCOUNTS, DEMO_PASSWORD, database_is_empty, load_demo_accounts, load_demo_events
+
+    if if_empty and not database_is_empty(db.session):
+        click.echo("Database already has data: demo data not loaded.")
+        return
+    now = datetime.now(timezone.utc)
+    events = load_demo_events(db.session, now=now)
+    load_demo_accounts(db.session, password_hash=bcrypt.generate_password_hash(DEMO_PASSWORD).decode(), now=now)
+    db.session.commit()
+    click.echo(f"Loaded {len(events)} events and {len(DEMO_ACCOUNTS)} demo accounts (password: {DEMO_PASSWORD}).")
+
+
+def register(app: Flask) -> None:
+    app.cli.add_command(demo_cli)

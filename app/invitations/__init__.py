@@ -1,0 +1,6 @@
+"""The invitations blueprint."""
+from flask import Blueprint
+
+bp = Blueprint("invitations", __name__)
+
+from app.invitations import routes  # noqa: E402,F401

@@ -1,0 +1,2 @@
+"""HTTP views of the invitations blueprint."""
+from app.invitations import bp  # noqa: F401

@@ -1,0 +1,41 @@
+"""Send multipart (text + HTML) emails with Flask-Mail, or write them to the outbox folder.
+
+Called by views after the service has committed, never inside a transaction.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+import secrets
+
+from flask import current_app, render_template
+from flask_mail import Message
+
+from app.extensions import mail
+
+
+def send_mail(to: str, subject: str, template: str, attachments=(), **context) -> Message:
+    """Render templates/email/<template>.txt and .html and deliver the message.
+
+    `attachments` is an iterable of (filename, content_type, bytes).
+    """
+    message = Message(subject=f"Guichet — {subject}", recipients=[to])
+    message.body = render_template(f"email/{template}.txt", **context)
+    message.html = render_template(f"email/{template}.html", **context)
+    for filename, content_type, data in attachments:
+        message.attach(filename, content_type, data)
+    outbox = current_app.config.get("MAIL_OUTBOX_DIR")
+    if not current_app.config.get("MAIL_SERVER") and outbox:
+        write_to_outbox(message, Path(outbox))
+    else:
+        mail.send(message)
+    current_app.logger.info("email %r sent to user address (template %s)", subject, template)
+    return message
+
+
+def write_to_outbox(message: Message, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    path = folder / f"{stamp}-{secrets.token_hex(4)}.eml"
+    path.write_bytes(message.as_bytes())
+    return path

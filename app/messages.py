@@ -1,0 +1,36 @@
+"""The one table of user-facing messages for domain error codes (a French table can follow).
+
+Services raise `DomainError(code)`; views look the code up here. Forms keep their own
+field messages in forms.py and templates keep their own text.
+"""
+from __future__ import annotations
+
+MESSAGES: dict[str, str] = {
+    # generic
+    "not_found": "We could not find that page.",
+    "forbidden": "You do not have access to this page.",
+    "rate_limited": "Too many attempts. Please wait a minute and try again.",
+}
+
+ERROR_PAGES: dict[int, tuple[str, str]] = {
+    400: ("Bad request", "Your browser sent something we could not understand. Please go back and try again."),
+    401: ("Please log in", "You need to log in to see this page."),
+    403: ("Access denied", "You do not have access to this page."),
+    404: ("Page not found", "We could not find that page. It may have moved, or the link may be wrong."),
+    405: ("Not allowed", "This page cannot be used that way."),
+    413: ("Too large", "What you sent is too large."),
+    429: ("Too many requests", "You have tried that too many times. Please wait a moment and try again."),
+    500: ("Something went wrong", "An unexpected error happened on our side. It has been logged; please try again."),
+    503: ("Temporarily unavailable", "Guichet is busy or under maintenance. Please try again in a few minutes."),
+}
+
+
+def message_for(code: str, **params) -> str:
+    """English text for a domain error code; unknown codes fall back to a generic sentence."""
+    template = MESSAGES.get(code)
+    if template is None:
+        return "Something went wrong. Please try again."
+    try:
+        return template.format(**params)
+    except (KeyError, IndexError, ValueError):
+        return template

@@ -1,0 +1,6 @@
+"""The tickets blueprint."""
+from flask import Blueprint
+
+bp = Blueprint("tickets", __name__)
+
+from app.tickets import routes  # noqa: E402,F401

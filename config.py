@@ -1,0 +1,153 @@
+"""Configuration classes, read from the environment (and `.env` via python-dotenv).
+
+The embedded defaults (SQLite, file sessions, in-process cache and rate limits,
+emails to an outbox folder) need no service at all; setting `DATABASE_URL` and
+`REDIS_URL` switches to PostgreSQL and Redis.
+"""
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = Path(os.environ.get("INSTANCE_PATH", BASE_DIR / "instance"))
+
+# Values shipped in .env.example: production refuses to start with them.
+EXAMPLE_VALUES = {"", "change-me", "changeme", "dev", "dev-insecure-secret-key", "example"}
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+def database_url(url: str | None, default: str) -> str:
+    """Accept the `postgres://` URLs hosting providers hand out, and use psycopg 3."""
+    if not url:
+        return default
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+class Config:
+    ENV_NAME = "base"
+    SECRET_KEY = env("SECRET_KEY", "dev-insecure-secret-key")
+    TICKET_SIGNING_KEY = env("TICKET_SIGNING_KEY")
+    TICKET_SIGNING_KEY_FILE = env("TICKET_SIGNING_KEY_FILE", str(INSTANCE_DIR / "ticket-signing-key.pem"))
+    # HMAC key for hashing invitation and password-reset codes (kept out of the database).
+    CODE_PEPPER = env("CODE_PEPPER")
+
+    SQLALCHEMY_DATABASE_URI = database_url(
+        env("DATABASE_URL"), f"sqlite:///{INSTANCE_DIR / 'guichet.sqlite'}"
+    )
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    REDIS_URL = env("REDIS_URL")
+
+    # Server-side sessions (Flask-Session); the backend is chosen in app.extensions.
+    SESSION_TYPE = "cachelib"
+    SESSION_DIR = env("SESSION_DIR", str(INSTANCE_DIR / "sessions"))
+    SESSION_KEY_PREFIX = env("SESSION_KEY_PREFIX", "guichet:session:")
+    SESSION_PERMANENT = True
+    PERMANENT_SESSION_LIFETIME = timedelta(hours=env_int("SESSION_LIFETIME_HOURS", 12))
+    SESSION_COOKIE_NAME = "guichet_session"
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = False
+    REMEMBER_COOKIE_DURATION = timedelta(days=14)
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_SECURE = False
+
+    CACHE_TYPE = "SimpleCache"
+    CACHE_DEFAULT_TIMEOUT = 300
+    CACHE_KEY_PREFIX = env("CACHE_KEY_PREFIX", "guichet:cache:")
+
+    RATELIMIT_ENABLED = env_bool("RATELIMIT_ENABLED", True)
+    RATELIMIT_STORAGE_URI = "memory://"
+    RATELIMIT_KEY_PREFIX = env("RATELIMIT_KEY_PREFIX", "guichet")
+    RATELIMIT_HEADERS_ENABLED = True
+    RATELIMIT_SWALLOW_ERRORS = True
+
+    WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
+    BCRYPT_LOG_ROUNDS = env_int("BCRYPT_LOG_ROUNDS", 12)
+
+    MAIL_SERVER = env("MAIL_SERVER")
+    MAIL_PORT = env_int("MAIL_PORT", 25)
+    MAIL_USE_TLS = env_bool("MAIL_USE_TLS", False)
+    MAIL_USE_SSL = env_bool("MAIL_USE_SSL", False)
+    MAIL_USERNAME = env("MAIL_USERNAME")
+    MAIL_PASSWORD = env("MAIL_PASSWORD")
+    MAIL_DEFAULT_SENDER = env("MAIL_DEFAULT_SENDER", "Guichet <tickets@guichet.test>")
+    # When no SMTP server is configured, messages are written here as .eml files.
+    MAIL_OUTBOX_DIR = env("MAIL_OUTBOX_DIR", str(INSTANCE_DIR / "outbox"))
+
+    PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
+    DISPLAY_TIMEZONE = "Europe/Paris"
+    MAX_TICKETS_PER_EVENT = env_int("MAX_TICKETS_PER_EVENT", 10)
+    ORDER_HOLD_MINUTES = env_int("ORDER_HOLD_MINUTES", 15)
+    INVITATION_DAYS = env_int("INVITATION_DAYS", 7)
+    PASSWORD_RESET_MINUTES = 20
+    EMAIL_VERIFICATION_HOURS = env_int("EMAIL_VERIFICATION_HOURS", 48)
+    REQUIRE_2FA_FOR_STAFF = env_bool("REQUIRE_2FA_FOR_STAFF", True)
+    USER_CACHE_SECONDS = env_int("USER_CACHE_SECONDS", 30)
+    SENTRY_DSN = env("SENTRY_DSN")
+    LOG_LEVEL = env("LOG_LEVEL", "INFO")
+    STATIC_MAX_AGE = 3600
+
+
+class DevelopmentConfig(Config):
+    ENV_NAME = "development"
+    DEBUG = env_bool("FLASK_DEBUG", False)
+    REQUIRE_2FA_FOR_STAFF = env_bool("REQUIRE_2FA_FOR_STAFF", False)
+
+
+class TestingConfig(Config):
+    ENV_NAME = "testing"
+    TESTING = True
+    WTF_CSRF_ENABLED = False  # the CSRF sweep test turns it back on
+    SECRET_KEY = "testing-secret-key-not-for-production"
+    BCRYPT_LOG_ROUNDS = 4
+    SQLALCHEMY_DATABASE_URI = "sqlite://"  # replaced by the test fixtures
+    MAIL_SERVER = None
+    MAIL_SUPPRESS_SEND = True
+    MAIL_OUTBOX_DIR = None
+    RATELIMIT_ENABLED = True
+    REQUIRE_2FA_FOR_STAFF = True
+    USER_CACHE_SECONDS = 30
+    SENTRY_DSN = None
+
+
+class ProductionConfig(Config):
+    ENV_NAME = "production"
+    DEBUG = False
+    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
+    REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    PREFERRED_URL_SCHEME = "https"
+    MAIL_OUTBOX_DIR = env("MAIL_OUTBOX_DIR")
+    REQUIRED_SECRETS = ("SECRET_KEY", "TICKET_SIGNING_KEY")
+
+
+CONFIGS = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def config_from_env() -> type[Config]:
+    return CONFIGS.get(os.environ.get("GUICHET_ENV", "development"), DevelopmentConfig)
