@@ -72,6 +72,8 @@ def base_config(database_url, tmp_path_factory):
             "SESSION_KEY_PREFIX": f"guichet_test_{RUN_ID}:session:",
             "CACHE_KEY_PREFIX": f"guichet_test_{RUN_ID}:cache:",
             "RATELIMIT_KEY_PREFIX": f"guichet_test_{RUN_ID}",
+            # limiter.reset() then clears only this run's counters, not a parallel run's.
+            "RATELIMIT_STORAGE_OPTIONS": {"key_prefix": f"guichet_test_{RUN_ID}_limits"},
         })
     else:
         from cachelib import SimpleCache
