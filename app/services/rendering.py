@@ -87,7 +87,7 @@ def qr_version(text: str) -> int:
     return (len(_symbol(text)) - 17) // 4
 
 
-@functools.lru_cache(maxsize=512)
+@functools.lru_cache(maxsize=128)  # ~25 kB per version-9 symbol
 def _symbol(text: str) -> tuple[tuple[bool, ...], ...]:
     """The same symbol as qrcode's make(fit=True), about 3x faster.
 

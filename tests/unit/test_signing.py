@@ -257,3 +257,19 @@ def test_load_or_create_key_file_creates_then_reuses(tmp_path):
     assert path.read_bytes() == content
     other = load_or_create_key_file(tmp_path / "other.pem")
     assert public_key_pem(other) != public_key_pem(created)
+
+
+def test_published_test_vector():
+    """The vector in docs/qr-format.md, for people writing scanner apps."""
+    key = load_private_key("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8")
+    digest = double_key_digest(b"\x11" * 32, b"\x22" * 32)
+    assert digest.hex() == "5189c77d29fe5d546a045ec46986852785fea5c13ac7da9c115ff5fb6edf817c"
+    assert public_key_pem(key) == (
+        b"-----BEGIN PUBLIC KEY-----\n"
+        b"MCowBQYDK2VwAyEAA6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=\n"
+        b"-----END PUBLIC KEY-----\n"
+    )
+    assert sign_payload(key, 42, digest) == (
+        "AEAAAAAAAAAAAKSRRHDX2KP6LVKGUBC6YRUYNBJHLQUXBFKTAV45RCEAQRG7O5KWWVVZBTV3OF4BQRG6"
+        "CTUF5MASDZIB7JV33ICOPYYWP2CWLF536DSO7YDHOCX42N4QT6PU3QKHEGG2ECI"
+    )
