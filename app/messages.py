@@ -10,6 +10,17 @@ MESSAGES: dict[str, str] = {
     "not_found": "We could not find that page.",
     "forbidden": "You do not have access to this page.",
     "rate_limited": "Too many attempts. Please wait a minute and try again.",
+    # two-factor authentication
+    "2fa_code_invalid": "That code is not valid. Enter the current 6-digit code from your app, "
+                        "or one of your recovery codes.",
+    "2fa_password_or_code_wrong": "Your password or your code is not right. Please try again.",
+    "2fa_already_enabled": "Two-factor authentication is already on for your account.",
+    "2fa_not_enabled": "Two-factor authentication is not on for this account.",
+    "2fa_reset_identity_required": "Say how you checked this person's identity (at least 10 characters).",
+    "2fa_login_expired": "Your sign-in took more than 5 minutes. Please log in again.",
+    "2fa_setup_expired": "The setup took too long, so we made a new key. Please scan the new QR code.",
+    "2fa_required_for_staff": "Staff and admin accounts must turn on two-factor authentication "
+                              "before using staff pages. Please set it up now.",
 }
 
 ERROR_PAGES: dict[int, tuple[str, str]] = {
