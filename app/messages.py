@@ -10,6 +10,117 @@ MESSAGES: dict[str, str] = {
     "not_found": "We could not find that page.",
     "forbidden": "You do not have access to this page.",
     "rate_limited": "Too many attempts. Please wait a minute and try again.",
+    # accounts (issue 3): registration, login, verification, password reset, profile
+    "password_too_short": "Use at least 12 characters.",
+    "password_too_long": "This password is longer than 72 bytes, the most bcrypt can check. Please choose "
+                         "a shorter one (accented letters and emoji count as several bytes).",
+    "password_is_personal": "Your password must not contain your username, your email address or your name.",
+    "password_too_common": "This password is on the list of commonly used passwords. Please choose another one.",
+    "password_too_weak": "This password would be easy to guess. Try a few unrelated words, or add more "
+                         "characters.",
+    "email_taken": "An account already uses this email address. Log in, or reset your password if you "
+                   "forgot it.",
+    "username_taken": "This username is already taken. Please choose another one.",
+    "login_failed": "The email or password is wrong.",
+    "account_disabled": "This account has been disabled. Please contact us if you think this is a mistake.",
+    "verification_link_invalid": "This verification link is not valid. Log in and ask for a new one.",
+    "verification_link_expired": "This verification link has expired. Log in and ask for a new one.",
+    "current_password_wrong": "Your current password is wrong.",
+    "current_password_needed": "Enter your current password to change your email address.",
+    "session_not_found": "That session does not exist or is not yours.",
+    "reset_link_invalid": "This password reset link is not valid. Please ask for a new one.",
+    "reset_expired": "This password reset link has expired (links last 20 minutes). Please ask for a new one.",
+    "reset_used": "This password reset link has already been used. Please ask for a new one if you need to.",
+    "reset_voided": "Too many wrong codes: this password reset no longer works. Please ask for a new one.",
+    "reset_code_wrong": "This code is wrong. {remaining} attempt(s) left before the reset is cancelled.",
+    "second_factor_wrong": "This authentication code or recovery code is wrong. {remaining} attempt(s) left "
+                           "before the reset is cancelled.",
+    "second_factor_unavailable": "Two-factor authentication cannot be checked right now. Please try again later.",
+    # tickets and check-in (issue 7): what staff read under each scan verdict
+    "scan_VALID": "Let them in.",
+    "scan_ALREADY_USED": "This ticket was already checked in. Do not admit a second time.",
+    "scan_VOID": "This ticket was cancelled. Do not admit.",
+    "scan_KEY_MISMATCH": "This code was replaced: the holder's tickets were re-issued. "
+                         "Ask for the new ticket (the holder can download it again).",
+    "scan_UNKNOWN_TICKET": "This code was signed by Guichet but the ticket does not exist. Do not admit.",
+    "scan_FORGED": "The signature does not match: this code is forged or damaged. Do not admit.",
+    "scan_MALFORMED": "This is not a Guichet ticket code. Scan again or type it carefully.",
+    "scanner_token_staff_only": "Only staff members and administrators can create scanner tokens.",
+    "scanner_token_name_required": "Give the device a name, for example “Gate 3 phone”.",
+    "scanner_token_limit": "You already have {limit} active scanner tokens. Revoke one you no longer use first.",
+    "scanner_token_created": "Token created. Copy it into the scanner app now: it will not be shown again.",
+    "scanner_token_revoked": "Token revoked: the device using it can no longer check tickets in.",
+    "api_login_required": "Log in as staff, or send a scanner token as “Authorization: Bearer …”.",
+    "api_staff_only": "Only staff members and administrators can check tickets in.",
+    "api_payload_required": "Send a JSON object with the scanned text, e.g. {{\"payload\": \"AE…\"}}.",
+    "user_key_rotated": "The user key of {name} was rotated: {count} ticket(s) re-issued and the old QR "
+                        "codes no longer work. {name} has been emailed the new tickets.",
+    # shop: catalogue, cart, checkout, payment, orders (issue 6)
+    "offer_unavailable": "“{name}” is no longer on sale.",
+    "event_started": "Sales for {event} are closed: the session has started.",
+    "sold_out": "Sorry, {event} is sold out: there are not enough seats left for your order.",
+    "quantity_invalid": "Choose a quantity between 1 and 10.",
+    "cart_empty": "Your cart is empty.",
+    "cart_full": "Your cart can hold at most {max} different offers. Check out or remove one first.",
+    "cart_has_problems": "Some lines of your cart can no longer be bought as they are. "
+                         "Change or remove them to continue.",
+    "price_changed": "Prices or availability changed since you reviewed your order. "
+                     "Please check the new total and confirm again.",
+    "ticket_limit_reached": "You can buy at most {limit} tickets per event. You already hold {held} "
+                            "for {event}, so you can add {left} more.",
+    "email_not_verified": "Please verify your email address before you check out.",
+    "order_expired": "The seats of this order were held for a limited time, which has run out. "
+                     "Nothing was charged; please order again.",
+    "order_not_payable": "This order can no longer be paid.",
+    "order_already_paid": "This order is already paid.",
+    "order_expired_refunded": "The seat reservation expired while your payment was processed, so "
+                              "the payment was refunded at once. Please order again.",
+    "card_number_invalid": "This card number is not valid. Please check the digits.",
+    "card_expired": "This card has expired.",
+    "card_expiry_invalid": "Enter the card's expiry month (1–12) and year.",
+    "card_cvv_invalid": "Enter the 3-digit security code printed on the back of the card.",
+    "card_holder_missing": "Enter the name printed on the card.",
+    "card_holder_invalid": "The card holder's name is too long or contains characters we cannot accept.",
+    "card_declined": "Your bank declined the payment. Nothing was charged; try another card.",
+    "insufficient_funds": "The payment was declined for insufficient funds. Nothing was charged; "
+                          "try another card.",
+    "provider_unavailable": "We could not reach the payment service. Nothing was charged; "
+                            "please try again in a moment.",
+    "idempotency_key_reused": "A payment for this order is already being processed. "
+                              "Please reload the order in a moment.",
+    "payment_failed": "The payment did not go through. Nothing was charged; please try again.",
+    "order_not_cancellable": "Only a paid order can be cancelled.",
+    "order_event_started": "This order can no longer be cancelled: the event has started.",
+    "order_ticket_used": "A ticket of this order has already been used at the gate, "
+                         "so the order can no longer be cancelled.",
+    "refund_failed": "The refund could not be made, so the order was not cancelled. "
+                     "Please try again later.",
+    # invitations and people (issue 5)
+    "invitation_unknown": "We do not recognise this invitation code. Check it (it looks like "
+                          "GCH-XXXXXX-XXXXX) or ask the person who invited you.",
+    "invitation_expired": "This invitation code has expired. Ask an administrator for a new one.",
+    "invitation_used": "This invitation code has already been used. If it was you, log in with your "
+                       "email and password.",
+    "invitation_revoked": "This invitation code has been cancelled. Ask an administrator for a new one.",
+    "invitation_email_mismatch": "This is not the email address your invitation was made for. "
+                                 "Use the address the administrator has on record.",
+    "invitation_wrong_password": "An account already exists with this email. Enter that account's "
+                                 "current password to link it to your invitation.",
+    "invitation_account_disabled": "This account is disabled. Please contact an administrator.",
+    "invitation_account_linked": "This account is already linked to another staff record.",
+    "invitation_not_pending": "Only a pending invitation can be revoked.",
+    "person_already_active": "This person already has an account: no invitation code is needed.",
+    "person_phone_invalid": "Enter a valid phone number, for example +33 6 12 34 56 78 or 06 12 34 56 78.",
+    "person_email_taken": "Another person in the directory already has this email.",
+    "person_role_invalid": "Choose staff or admin.",
+    # users administration (issue 5)
+    "role_invalid": "Choose customer, staff or admin.",
+    "role_unchanged": "This user already has that role.",
+    "last_admin": "This is the last active administrator. Make someone else an admin first.",
+    "cannot_disable_self": "You cannot disable your own account.",
+    "user_already_disabled": "This account is already disabled.",
+    "user_not_disabled": "This account is not disabled.",
+    "no_sessions_to_revoke": "This user has no active session to revoke.",
     # two-factor authentication
     "2fa_code_invalid": "That code is not valid. Enter the current 6-digit code from your app, "
                         "or one of your recovery codes.",
@@ -21,6 +132,29 @@ MESSAGES: dict[str, str] = {
     "2fa_setup_expired": "The setup took too long, so we made a new key. Please scan the new QR code.",
     "2fa_required_for_staff": "Staff and admin accounts must turn on two-factor authentication "
                               "before using staff pages. Please set it up now.",
+    # administration: catalogue, orders, dashboard, exports (issue 8)
+    "event_title_missing": "Enter the event's title.",
+    "event_sport_missing": "Enter the sport.",
+    "event_venue_missing": "Enter the venue.",
+    "event_start_in_past": "The start time must be in the future.",
+    "event_capacity_invalid": "The capacity must be a whole number of seats between 1 and {maximum}.",
+    "event_capacity_below_taken": "The capacity cannot be lower than the {taken} seat(s) already sold "
+                                  "or held by pending orders.",
+    "event_slug_invalid": "Use only lowercase letters, digits and single hyphens in the web address "
+                          "(e.g. athletics-100m-final).",
+    "event_slug_taken": "Another event already uses this web address. Choose another one.",
+    "event_needs_published_offer": "Publish at least one offer of this event before publishing the event.",
+    "event_has_sales": "This event has orders: it cannot be deleted. Unpublish it instead.",
+    "offer_kind_invalid": "Choose solo, duo, family or a custom kind.",
+    "offer_name_missing": "Give the custom offer a name, for example “Group of 6”.",
+    "offer_persons_invalid": "A custom offer admits between 1 and {maximum} persons.",
+    "offer_price_not_positive": "The price must be more than €0.00.",
+    "offer_price_too_high": "The price can be at most €{maximum:,}.",
+    "offer_kind_locked": "This offer has been sold: the number of persons it admits can no longer change. "
+                         "Unpublish it and create a new offer instead.",
+    "offer_name_taken": "This event already has an offer with that name.",
+    "offer_has_sales": "This offer has been sold: it cannot be deleted, only unpublished.",
+    "date_range_invalid": "The end date must be on or after the start date.",
 }
 
 ERROR_PAGES: dict[int, tuple[str, str]] = {

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import itertools
 import os
 import secrets
 import shutil
@@ -160,6 +161,43 @@ def app(request, make_app):
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
+
+
+# --------------------------------------------------------------------------- auth helper
+_client_addresses = itertools.count(1)
+
+
+def next_client_address() -> str:
+    """A distinct 10.x.y.z per call, so per-IP login limits never trip in tests that log several people in."""
+    n = next(_client_addresses)
+    return f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255 or 1}"
+
+
+class AuthActions:
+    """`auth.login(user_or_email)` performs a real POST to /auth/login; `auth.logout()` a real POST."""
+
+    def __init__(self, client):
+        self._client = client
+
+    def login(self, user_or_email, password=None, client=None, *, remember=False, next_url=None):
+        from tests.factories import DEFAULT_PASSWORD
+
+        email = getattr(user_or_email, "email", user_or_email)
+        data = {"email": email, "password": password or DEFAULT_PASSWORD}
+        if remember:
+            data["remember"] = "y"
+        if next_url:
+            data["next"] = next_url
+        return (client or self._client).post("/auth/login", data=data,
+                                             environ_overrides={"REMOTE_ADDR": next_client_address()})
+
+    def logout(self, client=None):
+        return (client or self._client).post("/auth/logout")
+
+
+@pytest.fixture
+def auth(client):
+    return AuthActions(client)
 
 
 @pytest.fixture
