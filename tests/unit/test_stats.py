@@ -1,0 +1,205 @@
+"""Dashboard statistics: exact figures from known data, filters, Paris days, cache and invalidation."""
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+import sqlalchemy as sa
+from cachelib import SimpleCache
+
+from app.extensions import db
+from app.models import Event, Order, OrderStatus, Ticket
+from app.services import stats
+from app.services.stats import StatsFilters, dashboard_stats
+from tests.factories import EventFactory, OfferFactory, UserFactory
+from tests.sales_data import (
+    EXPECTED_EVENTS,
+    EXPECTED_OFFERS,
+    EXPECTED_SALE_DAYS,
+    EXPECTED_TOTALS,
+    load_sales_data,
+    make_order,
+    utc,
+)
+
+
+@pytest.fixture
+def sales(app):
+    return load_sales_data()
+
+
+def offer_rows(data):
+    return [(o["event"], o["offer"], o["tickets"], o["revenue_cents"]) for o in data["offers"]]
+
+
+def event_rows(data):
+    return [(e["event"], e["seats_sold"], e["capacity"], e["fill_rate"], e["tickets_valid"], e["checked_in"],
+             e["persons_checked_in"]) for e in data["events"]]
+
+
+def test_per_offer_per_day_per_event_and_totals_are_exact(sales):
+    data = dashboard_stats(db.session, StatsFilters())
+
+    assert offer_rows(data) == EXPECTED_OFFERS
+    assert data["offers"][0]["label"] == "Athletics Final — Solo"
+    assert event_rows(data) == EXPECTED_EVENTS
+    assert data["totals"] == EXPECTED_TOTALS
+
+    days = {d["day"]: (d["orders"], d["tickets"], d["revenue_cents"]) for d in data["days"]}
+    assert data["days"][0]["day"] == "2026-03-10" and data["days"][-1]["day"] == "2026-03-30"
+    assert len(data["days"]) == 21  # every day in between, at zero when nothing sold
+    for day, figures in days.items():
+        assert figures == EXPECTED_SALE_DAYS.get(day, (0, 0, 0)), day
+
+
+def test_paris_midnight_and_daylight_saving_decide_the_day(app):
+    offer = OfferFactory(price_cents=1000)
+    user = UserFactory()
+    make_order(user, [(offer, 1)], paid_at=utc("2026-03-10T22:59:59"))  # 23:59:59 in Paris (winter)
+    make_order(user, [(offer, 2)], paid_at=utc("2026-03-10T23:00:00"))  # 00:00 on the 11th
+    make_order(user, [(offer, 3)], paid_at=utc("2026-07-14T21:59:00"))  # 23:59 in Paris (summer)
+    make_order(user, [(offer, 4)], paid_at=utc("2026-07-14T22:00:00"))  # 00:00 on the 15th
+
+    days = {d["day"]: d["tickets"] for d in dashboard_stats(db.session, StatsFilters())["days"] if d["tickets"]}
+
+    assert days == {"2026-03-10": 1, "2026-03-11": 2, "2026-07-14": 3, "2026-07-15": 4}
+
+
+def test_event_filter_keeps_only_that_event(sales):
+    data = dashboard_stats(db.session, StatsFilters(event_id=sales.swimming.id))
+
+    assert offer_rows(data) == [row for row in EXPECTED_OFFERS if row[0] == "Swimming Heats"]
+    assert event_rows(data) == [row for row in EXPECTED_EVENTS if row[0] == "Swimming Heats"]
+    assert {d["day"]: d["tickets"] for d in data["days"]} == {"2026-03-11": 4}
+    assert data["totals"] == {"orders": 2, "tickets": 4, "revenue_cents": 19000, "seats": 7, "checked_in": 1}
+
+
+def test_date_range_counts_paris_days_inclusive(sales):
+    data = dashboard_stats(db.session, StatsFilters(date_from=date(2026, 3, 11), date_to=date(2026, 3, 11)))
+
+    assert offer_rows(data) == [("Athletics Final", "Solo", 1, 5000), ("Athletics Final", "Duo", 0, 0),
+                                ("Swimming Heats", "Solo", 3, 9000), ("Swimming Heats", "Family", 1, 10000)]
+    assert [(d["day"], d["orders"]) for d in data["days"]] == [("2026-03-11", 2)]
+    # fill rate = seats sold in the period; no check-in happened in March
+    assert [(e["seats_sold"], e["fill_rate"], e["checked_in"]) for e in data["events"]] == [(1, 1.0, 0), (7, 17.5, 0)]
+
+
+def test_date_range_applies_to_check_ins(sales):
+    data = dashboard_stats(db.session, StatsFilters(date_from=date(2026, 12, 21)))
+
+    assert [(e["event"], e["checked_in"], e["persons_checked_in"]) for e in data["events"]] == [
+        ("Athletics Final", 0, 0), ("Swimming Heats", 1, 4)]
+    assert data["totals"]["tickets"] == 0
+
+
+def test_no_sales_at_all(app):
+    event = EventFactory(title="Quiet", capacity=0)
+    data = dashboard_stats(db.session, StatsFilters())
+
+    assert data["offers"] == [] and data["days"] == []
+    assert data["events"][0]["event_id"] == event.id and data["events"][0]["fill_rate"] == 0.0
+    assert data["totals"] == {"orders": 0, "tickets": 0, "revenue_cents": 0, "seats": 0, "checked_in": 0}
+
+
+def test_fill_rate_rounds_to_one_decimal():
+    assert stats.fill_rate(1, 3) == 33.3
+    assert stats.fill_rate(2, 3) == 66.7
+    assert stats.fill_rate(5, 0) == 0.0
+
+
+def test_the_queries_aggregate_in_sql(sales):
+    """A fixed, small number of statements, whatever the number of orders: nothing is loaded per order."""
+    statements = []
+
+    def record(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        dashboard_stats(db.session, StatsFilters())
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", record)
+    assert len(statements) == 3
+    assert all("GROUP BY" in sql for sql in statements)
+
+
+# --------------------------------------------------------------------------- cache
+def test_cached_stats_are_reused_until_the_version_changes(sales):
+    cache = SimpleCache()
+    first = stats.cached_dashboard_stats(db.session, cache, StatsFilters())
+    make_order(sales.customer, [(sales.b_solo, 2)], paid_at=utc("2026-03-12T10:00:00"))
+
+    assert stats.cached_dashboard_stats(db.session, cache, StatsFilters()) == first  # nobody bumped this cache
+
+    stats.bump_stats_version(cache)
+    fresh = stats.cached_dashboard_stats(db.session, cache, StatsFilters())
+    assert fresh["totals"]["tickets"] == first["totals"]["tickets"] + 2
+
+
+def test_filters_have_their_own_cache_entries(sales):
+    cache = SimpleCache()
+    everything = stats.cached_dashboard_stats(db.session, cache, StatsFilters())
+    swimming = stats.cached_dashboard_stats(db.session, cache, StatsFilters(event_id=sales.swimming.id))
+    assert everything["totals"]["tickets"] == 9 and swimming["totals"]["tickets"] == 4
+
+
+def test_a_lost_version_key_never_brings_back_old_results():
+    cache = SimpleCache()
+    old = stats.stats_version(cache)
+    cache.delete(stats.VERSION_KEY)
+    assert stats.stats_version(cache) != old
+
+
+# --------------------------------------------------------------------------- what invalidates
+@pytest.fixture
+def commits(app):
+    """Records each commit that the invalidation hook reports as changing the statistics."""
+    seen = []
+    stats.install_stats_invalidation(db.session, lambda: seen.append(True))
+    yield seen
+    from app.admin.dashboard import bump_stats_cache
+
+    stats.install_stats_invalidation(db.session, bump_stats_cache)
+
+
+def test_a_paid_order_a_cancellation_and_a_check_in_are_noticed(sales, commits):
+    order = make_order(sales.customer, [(sales.a_solo, 1)], paid_at=utc("2026-03-12T10:00:00"))
+    assert len(commits) == 1
+
+    db.session.execute(sa.update(Order).where(Order.id == order.id).values(status=OrderStatus.CANCELLED.value))
+    db.session.commit()
+    assert len(commits) == 2
+
+    ticket = db.session.scalars(sa.select(Ticket).where(Ticket.checked_in_at.is_(None))).first()
+    ticket.checked_in_at = utc("2026-12-20T19:30:00")
+    db.session.commit()
+    assert len(commits) == 3
+
+
+def test_a_conditional_check_in_update_is_noticed(sales, commits):
+    ticket_id = db.session.scalar(sa.select(Ticket.id).where(Ticket.checked_in_at.is_(None)))
+    db.session.execute(sa.update(Ticket).where(Ticket.id == ticket_id, Ticket.checked_in_at.is_(None))
+                       .values(checked_in_at=utc("2026-12-20T19:30:00")))
+    db.session.commit()
+    assert commits == [True]
+
+
+def test_holding_seats_and_pending_orders_are_not_sales(sales, commits):
+    db.session.execute(sa.update(Event).where(Event.id == sales.athletics.id).values(seats_taken=Event.seats_taken + 1))
+    db.session.commit()
+    make_order(sales.customer, [(sales.a_solo, 1)], status=OrderStatus.PENDING.value)
+    assert commits == []
+
+
+def test_a_rolled_back_change_is_not_reported(sales, commits):
+    sales.athletics.capacity = 500
+    db.session.flush()
+    db.session.rollback()
+    db.session.commit()
+    assert commits == []
+
+
+def test_catalogue_edits_are_noticed(sales, commits):
+    sales.athletics.capacity = 500  # the fill rate changes
+    db.session.commit()
+    assert commits == [True]
