@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import abort, current_app, jsonify, redirect, request, url_for
+from flask import abort, current_app, flash, jsonify, redirect, request, url_for
 from flask_login import current_user
+
+from app.messages import message_for
 
 ANYONE = "anyone"
 SIGNED_IN = "signed_in"
@@ -68,5 +70,18 @@ def enforce_access():
             return jsonify(error="login_required", message="Please log in."), 401
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
     if SIGNED_IN in rule or current_user.role in rule:
-        return None
+        return staff_two_factor_gate(rule)
     abort(403)
+
+
+def staff_two_factor_gate(rule: frozenset[str]):
+    """REQUIRE_2FA_FOR_STAFF: a staff/admin account without 2FA is sent to enrolment before
+    any page reserved to staff or admins (a rule without CUSTOMER, SIGNED_IN or ANYONE)."""
+    if not current_app.config.get("REQUIRE_2FA_FOR_STAFF") or rule & {CUSTOMER, SIGNED_IN, ANYONE}:
+        return None
+    if not current_user.is_staff or current_user.has_2fa:
+        return None
+    if wants_json():
+        return jsonify(error="2fa_required", message=message_for("2fa_required_for_staff")), 403
+    flash(message_for("2fa_required_for_staff"), "warning")
+    return redirect(url_for("account.two_factor_setup"))
