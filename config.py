@@ -49,6 +49,9 @@ class Config:
     SECRET_KEY = env("SECRET_KEY", "dev-insecure-secret-key")
     TICKET_SIGNING_KEY = env("TICKET_SIGNING_KEY")
     TICKET_SIGNING_KEY_FILE = env("TICKET_SIGNING_KEY_FILE", str(INSTANCE_DIR / "ticket-signing-key.pem"))
+    # Tickets: how long a scanner app's bearer token lasts, and how many one staff member may hold.
+    SCANNER_TOKEN_DAYS = env_int("SCANNER_TOKEN_DAYS", 30)
+    SCANNER_TOKENS_PER_USER = env_int("SCANNER_TOKENS_PER_USER", 20)
     # HMAC key for hashing invitation and password-reset codes (kept out of the database).
     CODE_PEPPER = env("CODE_PEPPER")
 

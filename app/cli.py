@@ -30,3 +30,7 @@ def load_demo(if_empty: bool) -> None:
 
 def register(app: Flask) -> None:
     app.cli.add_command(demo_cli)
+    # tickets (issue 7): `flask tickets …`; adds `rotate-key` to a `users` group (keep this line last).
+    from app.tickets.cli import register_ticket_commands
+
+    register_ticket_commands(app)

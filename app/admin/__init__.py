@@ -5,3 +5,4 @@ bp = Blueprint("admin", __name__)
 
 from app.admin import routes  # noqa: E402,F401
 from app.admin import two_factor  # noqa: E402,F401
+from app.admin import user_keys  # noqa: E402,F401

@@ -3,11 +3,11 @@ from app.models.audit import AuditEvent
 from app.models.event import PERSONS_BY_KIND, Event, Offer, OfferKind
 from app.models.order import Order, OrderLine, OrderStatus, Payment
 from app.models.person import Invitation, Person
-from app.models.ticket import CheckIn, Ticket
+from app.models.ticket import CheckIn, ScannerToken, Ticket
 from app.models.user import PasswordReset, RecoveryCode, Role, User, UserSession
 
 __all__ = [
     "AuditEvent", "CheckIn", "Event", "Invitation", "Offer", "OfferKind", "Order", "OrderLine",
     "OrderStatus", "PERSONS_BY_KIND", "PasswordReset", "Payment", "Person", "RecoveryCode", "Role",
-    "Ticket", "User", "UserSession",
+    "ScannerToken", "Ticket", "User", "UserSession",
 ]

@@ -56,3 +56,29 @@ class CheckIn(db.Model):
     staff_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     verdict: Mapped[str] = mapped_column(sa.String(20))
     scanned_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+class ScannerToken(db.Model):
+    """A bearer token a staff member gives a gate scanner app for POST /tickets/api/check-in.
+
+    Only the SHA-256 of the token is stored (the token is 256 random bits, so no pepper is
+    needed); it is shown once when created. It acts for its user, and only while that user is
+    an active staff member or admin.
+    """
+
+    __tablename__ = "scanner_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(60))
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    hint: Mapped[str] = mapped_column(sa.String(16))  # the first characters, to recognise it in a list
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    user: Mapped[User] = relationship()
+
+    def is_usable(self, now: datetime) -> bool:
+        return self.revoked_at is None and self.expires_at > now

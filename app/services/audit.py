@@ -13,6 +13,8 @@ AUDIT_TYPES = (
     "invitation_created", "invitation_revoked", "invitation_activated",
     "role_changed", "account_disabled", "account_enabled", "user_key_rotated",
     "order_paid", "order_cancelled", "order_refunded", "check_in",
+    # tickets (issue 7): gate scanner app tokens
+    "scanner_token_created", "scanner_token_revoked",
 )
 
 

@@ -3,4 +3,4 @@ from flask import Blueprint
 
 bp = Blueprint("tickets", __name__)
 
-from app.tickets import routes  # noqa: E402,F401
+from app.tickets import routes  # noqa: F401

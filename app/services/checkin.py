@@ -1,0 +1,238 @@
+"""Checking a scanned QR code at the gate.
+
+`check_in` is the one verification used by the scan page and the JSON API; its first step,
+`authenticate`, is also the offline verifier (public key only, no database). The checks run in
+the order of SPEC §6, each failure with its own verdict:
+
+    MALFORMED       not a readable Guichet payload
+    FORGED          the Ed25519 signature does not verify with our public key
+    UNKNOWN_TICKET  signed by us, but no such ticket (e.g. a deleted order)
+    KEY_MISMATCH    the digest is not SHA-256(owner's current user key ‖ purchase key):
+                    the code was replaced when the owner's key was rotated
+    VOID            the ticket was cancelled
+    ALREADY_USED    the ticket was checked in before
+    VALID           let them in; the ticket is now checked in
+
+Staff see four answers (VALID, ALREADY USED, VOID, FORGED / UNKNOWN): KEY_MISMATCH shows as
+VOID, because the code is genuine (the offline verifier says AUTHENTIC) but has been replaced,
+and the person at the gate may well be the owner holding an old printout.
+
+Checking in is one conditional UPDATE (`... WHERE checked_in_at IS NULL AND voided_at IS NULL`):
+of any number of simultaneous scans of one ticket, exactly one changes a row and is VALID.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy.orm import Session, aliased
+
+from app.models import CheckIn, Event, Offer, Ticket, User
+from app.services import audit
+from app.services.signing import (
+    AUTHENTIC,
+    FORGED,
+    MALFORMED,
+    ParsedPayload,
+    PayloadError,
+    digest_matches,
+    double_key_digest,
+    parse_payload,
+    verify_signature,
+)
+
+UNKNOWN_TICKET = "UNKNOWN_TICKET"
+KEY_MISMATCH = "KEY_MISMATCH"
+VOID = "VOID"
+ALREADY_USED = "ALREADY_USED"
+VALID = "VALID"
+VERDICTS = (MALFORMED, FORGED, UNKNOWN_TICKET, KEY_MISMATCH, VOID, ALREADY_USED, VALID)
+
+# The four answers staff see (SPEC §6), and the verdicts behind each.
+ANSWER_VALID, ANSWER_USED, ANSWER_VOID, ANSWER_FORGED = "valid", "used", "void", "forged"
+ANSWER_OF = {
+    VALID: ANSWER_VALID,
+    ALREADY_USED: ANSWER_USED,
+    VOID: ANSWER_VOID,
+    KEY_MISMATCH: ANSWER_VOID,
+    UNKNOWN_TICKET: ANSWER_FORGED,
+    FORGED: ANSWER_FORGED,
+    MALFORMED: ANSWER_FORGED,
+}
+ANSWER_LABELS = {
+    ANSWER_VALID: "VALID",
+    ANSWER_USED: "ALREADY USED",
+    ANSWER_VOID: "VOID",
+    ANSWER_FORGED: "FORGED / UNKNOWN",
+}
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """The answer to one scan, as plain values (the page and the JSON API both show it)."""
+
+    verdict: str
+    scanned_at: datetime
+    ticket_id: int | None = None
+    ticket_number: str | None = None
+    holder_name: str | None = None
+    offer_name: str | None = None
+    persons: int | None = None
+    event_title: str | None = None
+    event_starts_at: datetime | None = None
+    checked_in_at: datetime | None = None
+    checked_in_by: str | None = None
+
+    @property
+    def answer(self) -> str:
+        return ANSWER_OF[self.verdict]
+
+    @property
+    def label(self) -> str:
+        return ANSWER_LABELS[self.answer]
+
+    @property
+    def is_valid(self) -> bool:
+        return self.verdict == VALID
+
+    def as_json(self) -> dict:
+        ticket = None
+        if self.ticket_id is not None:
+            ticket = {
+                "id": self.ticket_id,
+                "number": self.ticket_number,
+                "holder": self.holder_name,
+                "offer": self.offer_name,
+                "persons": self.persons,
+                "event": self.event_title,
+                "starts_at": _iso(self.event_starts_at),
+            }
+        return {
+            "verdict": self.verdict,
+            "answer": self.answer,
+            "label": self.label,
+            "ticket": ticket,
+            "checked_in_at": _iso(self.checked_in_at),
+            "checked_in_by": self.checked_in_by,
+            "scanned_at": _iso(self.scanned_at),
+        }
+
+
+def authenticate(public_key: Ed25519PublicKey, text: str) -> tuple[str, ParsedPayload | None]:
+    """(AUTHENTIC, parsed), (MALFORMED, None) or (FORGED, None), from the public key alone."""
+    try:
+        parsed = parse_payload(text)
+    except PayloadError:
+        return MALFORMED, None
+    if not verify_signature(public_key, parsed):
+        return FORGED, None
+    return AUTHENTIC, parsed
+
+
+def verify_offline(public_key: Ed25519PublicKey, text: str) -> str:
+    """AUTHENTIC, MALFORMED or FORGED: what a scanner without network can know."""
+    return authenticate(public_key, text)[0]
+
+
+def check_in(session: Session, public_key: Ed25519PublicKey, text: str, *, staff_id: int | None,
+             now: datetime, ip_address: str | None = None) -> ScanResult:
+    """Verify a scanned payload and, when it is admissible, check the ticket in. Commits.
+
+    Every scan is recorded in `check_ins` with its verdict; a successful one is also audited.
+    About four statements: one SELECT (ticket, owner key, offer, event, who checked it in),
+    the conditional UPDATE, and the inserts of the scan record and audit event.
+    """
+    verdict, parsed = authenticate(public_key, text)
+    if parsed is None:
+        return _record(session, ScanResult(verdict, now), staff_id=staff_id, event_id=None)
+    row = _ticket_row(session, parsed.ticket_id)
+    if row is None:
+        return _record(session, ScanResult(UNKNOWN_TICKET, now), staff_id=staff_id, event_id=None)
+    verdict = _judge(parsed, row)
+    if verdict is None:
+        verdict = _take_ticket(session, parsed.ticket_id, row, staff_id=staff_id, now=now)
+        if verdict == VALID:
+            audit.record(session, "check_in", actor_id=staff_id, subject_user_id=row.user_id,
+                         ip_address=ip_address, ticket_id=row.id, ticket_number=row.number,
+                         event_id=row.event_id, persons=row.persons)
+            result = _result(VALID, now, row, checked_in_at=now, checked_in_by=None)
+            return _record(session, result, staff_id=staff_id, event_id=row.event_id)
+        row = _ticket_row(session, parsed.ticket_id)  # someone else won the race, or voided it
+        verdict = _judge(parsed, row) or ALREADY_USED
+    result = _result(verdict, now, row, checked_in_at=row.checked_in_at,
+                     checked_in_by=_staff_name(row) if verdict == ALREADY_USED else None)
+    return _record(session, result, staff_id=staff_id, event_id=row.event_id)
+
+
+def _judge(parsed: ParsedPayload, row) -> str | None:
+    """The verdict for an authentic payload and its ticket row, or None when admissible."""
+    if not digest_matches(parsed, double_key_digest(row.user_key, row.purchase_key)):
+        return KEY_MISMATCH
+    if row.voided_at is not None:
+        return VOID
+    if row.checked_in_at is not None:
+        return ALREADY_USED
+    return None
+
+
+def _take_ticket(session: Session, ticket_id: int, row, *, staff_id: int | None, now: datetime) -> str | None:
+    """The atomic check-in: VALID when this scan changed the row, else None."""
+    # The purchase key in the WHERE also loses against a key rotation committed meanwhile.
+    changed = session.execute(
+        sa.update(Ticket)
+        .where(Ticket.id == ticket_id, Ticket.checked_in_at.is_(None), Ticket.voided_at.is_(None),
+               Ticket.purchase_key == row.purchase_key)
+        .values(checked_in_at=now, checked_in_by_id=staff_id)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return VALID if changed == 1 else None
+
+
+_checker = aliased(User, name="checker")
+_TICKET_ROW = (
+    sa.select(
+        Ticket.id, Ticket.number, Ticket.user_id, Ticket.event_id, Ticket.persons, Ticket.holder_name,
+        Ticket.purchase_key, Ticket.voided_at, Ticket.checked_in_at, User.user_key,
+        Offer.name.label("offer_name"), Event.title.label("event_title"),
+        Event.starts_at.label("event_starts_at"),
+        _checker.first_name.label("checker_first_name"), _checker.last_name.label("checker_last_name"),
+    )
+    .join(User, User.id == Ticket.user_id)
+    .join(Offer, Offer.id == Ticket.offer_id)
+    .join(Event, Event.id == Ticket.event_id)
+    .outerjoin(_checker, _checker.id == Ticket.checked_in_by_id)
+)
+
+
+def _ticket_row(session: Session, ticket_id: int):
+    if ticket_id > 2**63 - 1:  # a signed id we never issued; beyond BIGINT on PostgreSQL
+        return None
+    return session.execute(_TICKET_ROW.where(Ticket.id == ticket_id)).one_or_none()
+
+
+def _staff_name(row) -> str | None:
+    if row.checker_first_name is None and row.checker_last_name is None:
+        return None
+    return f"{row.checker_first_name or ''} {row.checker_last_name or ''}".strip()
+
+
+def _result(verdict: str, now: datetime, row, *, checked_in_at, checked_in_by) -> ScanResult:
+    return ScanResult(
+        verdict=verdict, scanned_at=now, ticket_id=row.id, ticket_number=row.number,
+        holder_name=row.holder_name, offer_name=row.offer_name, persons=row.persons,
+        event_title=row.event_title, event_starts_at=row.event_starts_at,
+        checked_in_at=checked_in_at, checked_in_by=checked_in_by,
+    )
+
+
+def _record(session: Session, result: ScanResult, *, staff_id: int | None, event_id: int | None) -> ScanResult:
+    session.add(CheckIn(ticket_id=result.ticket_id, event_id=event_id, staff_id=staff_id,
+                        verdict=result.verdict, scanned_at=result.scanned_at))
+    session.commit()
+    return result
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
