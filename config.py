@@ -103,6 +103,12 @@ class Config:
     DISPLAY_TIMEZONE = "Europe/Paris"
     MAX_TICKETS_PER_EVENT = env_int("MAX_TICKETS_PER_EVENT", 10)
     ORDER_HOLD_MINUTES = env_int("ORDER_HOLD_MINUTES", 15)
+    # Shop: cart size, catalogue cache lifetime (a safety net: writes invalidate it at once),
+    # and payment attempts per customer (slows card testing).
+    MAX_CART_LINES = env_int("MAX_CART_LINES", 20)
+    CATALOGUE_CACHE_SECONDS = env_int("CATALOGUE_CACHE_SECONDS", 60)
+    PAYMENT_RATE_LIMIT = env("PAYMENT_RATE_LIMIT", "20/minute")
+    PAYMENT_PROVIDER = env("PAYMENT_PROVIDER", "mock")  # the app-wide provider (app/payments_provider.py)
     INVITATION_DAYS = env_int("INVITATION_DAYS", 7)
     PASSWORD_RESET_MINUTES = 20
     EMAIL_VERIFICATION_HOURS = env_int("EMAIL_VERIFICATION_HOURS", 48)

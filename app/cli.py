@@ -28,8 +28,21 @@ def load_demo(if_empty: bool) -> None:
     click.echo(f"Loaded {len(events)} events and {len(DEMO_ACCOUNTS)} demo accounts (password: {DEMO_PASSWORD}).")
 
 
+orders_cli = AppGroup("orders", help="Shop orders.")
+
+
+@orders_cli.command("expire")
+def expire_orders() -> None:
+    """Expire pending orders whose seat hold has run out and release their seats (safe to run often)."""
+    from app.services.orders import expire_stale_orders
+
+    count = expire_stale_orders(db.session, now=datetime.now(timezone.utc))
+    click.echo(f"Expired {count} pending order{'s' if count != 1 else ''}; their seats are released.")
+
+
 def register(app: Flask) -> None:
     app.cli.add_command(demo_cli)
+    app.cli.add_command(orders_cli)
     # tickets (issue 7): `flask tickets …`; adds `rotate-key` to a `users` group (keep this line last).
     from app.tickets.cli import register_ticket_commands
 

@@ -1,13 +1,13 @@
 """All models, imported here so Alembic and `db.create_all()` see every table."""
 from app.models.audit import AuditEvent
 from app.models.event import PERSONS_BY_KIND, Event, Offer, OfferKind
-from app.models.order import Order, OrderLine, OrderStatus, Payment
+from app.models.order import CartItem, Order, OrderLine, OrderStatus, Payment
 from app.models.person import Invitation, Person
 from app.models.ticket import CheckIn, ScannerToken, Ticket
 from app.models.user import PasswordReset, RecoveryCode, Role, User, UserSession
 
 __all__ = [
-    "AuditEvent", "CheckIn", "Event", "Invitation", "Offer", "OfferKind", "Order", "OrderLine",
+    "AuditEvent", "CartItem", "CheckIn", "Event", "Invitation", "Offer", "OfferKind", "Order", "OrderLine",
     "OrderStatus", "PERSONS_BY_KIND", "PasswordReset", "Payment", "Person", "RecoveryCode", "Role",
     "ScannerToken", "Ticket", "User", "UserSession",
 ]

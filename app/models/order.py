@@ -49,6 +49,8 @@ class Order(db.Model):
             "status IN ('pending', 'paid', 'cancelled', 'refunded', 'expired', 'failed')", name="status"
         ),
         sa.CheckConstraint("total_cents >= 0", name="total_positive"),
+        # `flask orders expire` looks for pending orders whose hold has run out.
+        sa.Index("ix_orders_status_expires_at", "status", "expires_at"),
     )
 
     @property
@@ -62,6 +64,13 @@ class Order(db.Model):
     @property
     def seats(self) -> int:
         return sum(line.seats for line in self.lines)
+
+    @property
+    def tickets_count(self) -> int:
+        return sum(line.quantity for line in self.lines)
+
+    def hold_has_expired(self, now: datetime) -> bool:
+        return self.is_pending and self.expires_at <= now
 
 
 class OrderLine(db.Model):
@@ -107,3 +116,20 @@ class Payment(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     order: Mapped[Order] = relationship(back_populates="payments")
+
+
+class CartItem(db.Model):
+    """A line of a signed-in customer's cart (anonymous visitors keep theirs in the session)."""
+
+    __tablename__ = "cart_items"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    offer_id: Mapped[int] = mapped_column(sa.ForeignKey("offers.id", ondelete="CASCADE"))
+    quantity: Mapped[int]
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (
+        sa.UniqueConstraint("user_id", "offer_id", name="uq_cart_items_user_offer"),
+        sa.CheckConstraint("quantity >= 1 AND quantity <= 10", name="quantity_range"),
+    )

@@ -1,6 +1,14 @@
-"""The offers blueprint."""
+"""The offers blueprint: the catalogue of events and their offers (cached, see offers/cache.py)."""
 from flask import Blueprint
 
 bp = Blueprint("offers", __name__)
 
-from app.offers import routes  # noqa: E402,F401
+
+@bp.record_once
+def _hook_cache_invalidation(_state) -> None:
+    from app.offers.cache import register_invalidation_hooks
+
+    register_invalidation_hooks()
+
+
+from app.offers import routes  # noqa: F401

@@ -1,2 +1,141 @@
-"""HTTP views of the orders blueprint."""
-from app.orders import bp  # noqa: F401
+"""HTTP views of the orders blueprint: place, list, show, pay, cancel."""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from app.access import CUSTOMER, allow
+from app.cart.storage import cart_items
+from app.extensions import db, limiter
+from app.messages import message_for
+from app.orders import bp
+from app.orders.emails import send_order_cancellation, send_order_confirmation
+from app.orders.forms import CancelOrderForm, PaymentForm, PlaceOrderForm
+from app.payments_provider import payment_provider
+from app.services import checkout, orders
+from app.services.errors import DomainError, NotFound
+from app.services.payments import TEST_CARDS, CardDetails, validate_card
+from app.templating import format_cents
+
+CARD_FIELDS = {"number": "number", "cvv": "cvv", "holder": "holder", "expiry": "exp_year"}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _load_order(code: str):
+    """The customer's own order (404 for anyone else's), with a lapsed hold expired on the spot."""
+    try:
+        order = orders.get_order_for_user(db.session, code, current_user.id)
+        now = _now()
+        if order.hold_has_expired(now):
+            orders.expire_stale_orders(db.session, now=now, order_id=order.id)
+            order = orders.get_order_for_user(db.session, code, current_user.id)
+        return order
+    except NotFound:
+        abort(404)
+
+
+def _render_order(order, payment_form=None, status=200, payment_error=None):
+    now = _now()
+    if payment_form is None:
+        payment_form = PaymentForm(holder=current_user.full_name)
+    can_cancel = order.is_paid and all(line.event.starts_at > now for line in order.lines)
+    return render_template("orders/show.html", order=order, form=payment_form, cancel_form=CancelOrderForm(),
+                           can_cancel=can_cancel, payment_error=payment_error, test_cards=TEST_CARDS), status
+
+
+@bp.get("/")
+@allow(CUSTOMER)
+def list_orders():
+    orders.expire_stale_orders(db.session, now=_now(), user_id=current_user.id)
+    return render_template("orders/list.html", orders=orders.list_orders_for_user(db.session, current_user.id))
+
+
+@bp.post("/")
+@allow(CUSTOMER)
+def place_order():
+    form = PlaceOrderForm()
+    if not form.validate_on_submit():
+        flash(message_for("price_changed"), "danger")
+        return redirect(url_for("cart.checkout"), 303)
+    try:
+        order = orders.place_order(
+            db.session, user=current_user._get_current_object(), items=cart_items(),
+            expected_total_cents=form.expected_total_cents.data, now=_now(),
+            hold_minutes=current_app.config["ORDER_HOLD_MINUTES"],
+            max_tickets_per_event=current_app.config["MAX_TICKETS_PER_EVENT"])
+    except DomainError as error:
+        flash(message_for(error.code, **error.params), "danger")
+        return redirect(url_for("cart.view_cart" if error.code == "cart_empty" else "cart.checkout"), 303)
+    flash(f"Order {order.code} is placed and your seats are held for "
+          f"{current_app.config['ORDER_HOLD_MINUTES']} minutes. Pay now to get your tickets.", "success")
+    return redirect(url_for("orders.show_order", code=order.code), 303)
+
+
+@bp.get("/<code>")
+@allow(CUSTOMER)
+def show_order(code: str):
+    return _render_order(_load_order(code))
+
+
+def _payment_key() -> str:
+    return f"pay:{current_user.get_id()}"
+
+
+@bp.post("/<code>/pay")
+@allow(CUSTOMER)
+@limiter.limit(lambda: current_app.config["PAYMENT_RATE_LIMIT"], key_func=_payment_key, methods=["POST"])
+def pay_order(code: str):
+    order = _load_order(code)
+    form = PaymentForm()
+    if not form.validate_on_submit():
+        form.forget_card()
+        return _render_order(order, form, 400, payment_error="This form has expired. Please enter your card again.")
+    now = _now()
+    errors = validate_card(form.number.data, form.exp_month.data, form.exp_year.data, form.cvv.data,
+                           form.holder.data, today=now.date())
+    if errors:
+        form.forget_card()
+        for name, error_code in errors.items():
+            getattr(form, CARD_FIELDS[name]).errors = [message_for(error_code)]
+        return _render_order(order, form, 422)
+    card = CardDetails(number=form.number.data, exp_month=form.exp_month.data, exp_year=form.exp_year.data,
+                       cvv=form.cvv.data, holder=form.holder.data)
+    form.forget_card()
+    try:
+        outcome = checkout.pay_order(db.session, order, card, provider=payment_provider(), now=now,
+                                     ip_address=request.remote_addr)
+    except checkout.PaymentDeclined as error:
+        return _render_order(order, form, 402, payment_error=message_for(error.code))
+    except DomainError as error:
+        flash(message_for(error.code, **error.params), "danger")
+        return redirect(url_for("orders.show_order", code=code), 303)
+    if outcome.paid_now:
+        sent = send_order_confirmation(outcome.order)
+        flash("Payment accepted: your order is paid and your tickets are ready."
+              + (" A confirmation email is on its way." if sent else ""), "success")
+    else:
+        flash(message_for("order_already_paid"), "info")
+    return redirect(url_for("orders.show_order", code=code), 303)
+
+
+@bp.post("/<code>/cancel")
+@allow(CUSTOMER)
+def cancel_order(code: str):
+    order = _load_order(code)
+    if not CancelOrderForm().validate_on_submit():
+        abort(400)
+    try:
+        orders.cancel_order(db.session, order, actor_id=current_user.id, now=_now(), provider=payment_provider(),
+                            ip_address=request.remote_addr)
+    except DomainError as error:
+        flash(message_for(error.code, **error.params), "danger")
+        return redirect(url_for("orders.show_order", code=code), 303)
+    send_order_cancellation(order)
+    flash(f"Order {order.code} is cancelled: its tickets are void and {format_cents(order.total_cents)} "
+          "is refunded to your card.", "success")
+    return redirect(url_for("orders.show_order", code=code), 303)

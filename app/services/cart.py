@@ -1,0 +1,190 @@
+"""The cart: offer id -> quantity, kept in the session for visitors and in `cart_items` for customers.
+
+Pure helpers work on plain dicts ({offer_id: quantity}); the `*_user_cart` functions store a
+signed-in customer's cart. `describe_cart` loads the offers once and flags lines that can no
+longer be bought as they are (unpublished, sales closed, not enough seats).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, joinedload
+
+from app.models import CartItem, Event, Offer
+from app.services.errors import Conflict, DomainError, NotFound
+
+MIN_QUANTITY = 1
+MAX_QUANTITY = 10
+
+
+def parse_session_cart(raw: object) -> dict[int, int]:
+    """The session's {"12": 2} as {12: 2}; anything malformed is dropped, quantities clamped."""
+    items: dict[int, int] = {}
+    if not isinstance(raw, Mapping):
+        return items
+    for key, value in raw.items():
+        valid = isinstance(key, str) and key.isdigit() and type(value) is int and value >= MIN_QUANTITY
+        if valid:
+            items[int(key)] = min(value, MAX_QUANTITY)
+    return items
+
+
+def to_session_cart(items: Mapping[int, int]) -> dict[str, int]:
+    return {str(offer_id): quantity for offer_id, quantity in items.items()}
+
+
+def check_quantity(quantity: object) -> int:
+    if not isinstance(quantity, int) or isinstance(quantity, bool) or not MIN_QUANTITY <= quantity <= MAX_QUANTITY:
+        raise DomainError("quantity_invalid", field="quantity")
+    return quantity
+
+
+def add_to_items(items: Mapping[int, int], offer_id: int, quantity: int, *, max_lines: int) -> tuple[dict[int, int], bool]:
+    """Add `quantity` to a line (capped at MAX_QUANTITY). Returns the new items and whether it was capped."""
+    check_quantity(quantity)
+    new_items = dict(items)
+    if offer_id not in new_items and len(new_items) >= max_lines:
+        raise Conflict("cart_full", max=max_lines)
+    wanted = new_items.get(offer_id, 0) + quantity
+    new_items[offer_id] = min(wanted, MAX_QUANTITY)
+    return new_items, wanted > MAX_QUANTITY
+
+
+def merge_items(base: Mapping[int, int], extra: Mapping[int, int], *, max_lines: int) -> dict[int, int]:
+    """A visitor's cart merged into the account's: quantities add up (capped); extra lines past the cap are dropped."""
+    merged = dict(base)
+    for offer_id, quantity in extra.items():
+        if offer_id in merged:
+            merged[offer_id] = min(merged[offer_id] + quantity, MAX_QUANTITY)
+        elif len(merged) < max_lines:
+            merged[offer_id] = min(quantity, MAX_QUANTITY)
+    return merged
+
+
+def offer_for_cart(session: Session, offer_id: int, *, quantity: int, now: datetime) -> Offer:
+    """The offer a visitor wants to add, refused when it is not on sale or cannot seat them."""
+    offer = session.scalar(sa.select(Offer).where(Offer.id == offer_id).options(joinedload(Offer.event)))
+    if offer is None or not offer.event.published:
+        raise NotFound()
+    if not offer.published:
+        raise Conflict("offer_unavailable", name=offer.name)
+    if offer.event.starts_at <= now:
+        raise Conflict("event_started", event=offer.event.title)
+    if offer.persons * check_quantity(quantity) > offer.event.seats_left:
+        raise Conflict("sold_out", event=offer.event.title)
+    return offer
+
+
+# --------------------------------------------------------------------------- signed-in customers
+def load_user_cart(session: Session, user_id: int) -> dict[int, int]:
+    rows = session.execute(
+        sa.select(CartItem.offer_id, CartItem.quantity).where(CartItem.user_id == user_id).order_by(CartItem.id)
+    ).all()
+    return {row.offer_id: row.quantity for row in rows}
+
+
+def user_cart_count(session: Session, user_id: int) -> int:
+    return session.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(CartItem.quantity), 0)).where(CartItem.user_id == user_id)
+    ) or 0
+
+
+def save_user_cart(session: Session, user_id: int, items: Mapping[int, int], *, now: datetime) -> None:
+    """Make the stored cart equal to `items` (one transaction; untouched lines keep their order)."""
+    existing = {item.offer_id: item for item in session.scalars(sa.select(CartItem).where(CartItem.user_id == user_id))}
+    for offer_id, item in existing.items():
+        if offer_id not in items:
+            session.delete(item)
+        elif item.quantity != items[offer_id]:
+            item.quantity = items[offer_id]
+    for offer_id, quantity in items.items():
+        if offer_id not in existing:
+            session.add(CartItem(user_id=user_id, offer_id=offer_id, quantity=quantity, added_at=now))
+    session.commit()
+
+
+def merge_into_user_cart(session: Session, user_id: int, items: Mapping[int, int], *, max_lines: int,
+                         now: datetime) -> dict[int, int]:
+    """At login: the visitor's lines join the account's cart (offers deleted meanwhile are skipped)."""
+    known = set(session.scalars(sa.select(Offer.id).where(Offer.id.in_(list(items))))) if items else set()
+    merged = merge_items(load_user_cart(session, user_id), {k: v for k, v in items.items() if k in known},
+                         max_lines=max_lines)
+    save_user_cart(session, user_id, merged, now=now)
+    return merged
+
+
+# --------------------------------------------------------------------------- what the cart page shows
+@dataclass
+class CartLine:
+    offer: Offer
+    quantity: int
+    problem: str | None = None  # offer_unavailable | event_started | sold_out | not_enough_seats
+    seats_left: int = 0
+
+    @property
+    def event(self) -> Event:
+        return self.offer.event
+
+    @property
+    def seats(self) -> int:
+        return self.quantity * self.offer.persons
+
+    @property
+    def subtotal_cents(self) -> int:
+        return self.quantity * self.offer.price_cents
+
+
+@dataclass
+class CartView:
+    lines: list[CartLine] = field(default_factory=list)
+
+    @property
+    def total_cents(self) -> int:
+        return sum(line.subtotal_cents for line in self.lines)
+
+    @property
+    def tickets(self) -> int:
+        return sum(line.quantity for line in self.lines)
+
+    @property
+    def has_problems(self) -> bool:
+        return any(line.problem for line in self.lines)
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.lines
+
+    @property
+    def items(self) -> dict[int, int]:
+        return {line.offer.id: line.quantity for line in self.lines}
+
+
+def describe_cart(session: Session, items: Mapping[int, int], *, now: datetime) -> CartView:
+    """One query for all the offers; lines whose offer was deleted disappear."""
+    if not items:
+        return CartView()
+    offers = {
+        offer.id: offer
+        for offer in session.scalars(
+            sa.select(Offer).where(Offer.id.in_(list(items))).options(joinedload(Offer.event))
+        )
+    }
+    view = CartView([CartLine(offers[offer_id], quantity) for offer_id, quantity in items.items()
+                     if offer_id in offers])
+    seats_wanted: dict[int, int] = {}
+    for line in view.lines:
+        seats_wanted[line.event.id] = seats_wanted.get(line.event.id, 0) + line.seats
+    for line in view.lines:
+        line.seats_left = line.event.seats_left
+        if not (line.offer.published and line.event.published):
+            line.problem = "offer_unavailable"
+        elif line.event.starts_at <= now:
+            line.problem = "event_started"
+        elif line.seats_left < line.offer.persons:
+            line.problem = "sold_out"
+        elif seats_wanted[line.event.id] > line.seats_left:
+            line.problem = "not_enough_seats"
+    return view

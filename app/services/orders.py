@@ -1,0 +1,307 @@
+"""Placing, expiring and cancelling orders (pretix's `_perform_order`, shaped for Guichet).
+
+Seats move only through conditional UPDATEs on `events.seats_taken`, taken for each event
+in ascending id order, so concurrent buyers can neither oversell nor deadlock:
+
+    UPDATE events SET seats_taken = seats_taken + :n WHERE id = :id AND seats_taken + :n <= capacity
+
+The per-account limit (tickets per event) is counted while the buyer is serialised: on
+PostgreSQL by a row lock on the user (SELECT … FOR UPDATE, taken before any event row); on
+SQLite by the database write lock, which the first seat UPDATE takes and which is held until
+commit, so the count that follows sees every order committed before.
+"""
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, joinedload, selectinload
+
+from app.models import (
+    CartItem,
+    Event,
+    Offer,
+    Order,
+    OrderLine,
+    OrderStatus,
+    Payment,
+    Ticket,
+    User,
+)
+from app.services import audit
+from app.services.cart import check_quantity
+from app.services.catalogue import mark_catalogue_changed
+from app.services.codes import ORDER_CODE_RE, new_order_code
+from app.services.errors import Conflict, DomainError, Forbidden, NotFound
+
+PENDING, PAID = OrderStatus.PENDING.value, OrderStatus.PAID.value
+HOLDING_STATUSES = (PENDING, PAID)  # orders whose seats are taken and whose tickets count
+CODE_ATTEMPTS = 3
+EXPIRY_BATCH = 200
+
+
+def new_idempotency_key() -> str:
+    return secrets.token_urlsafe(24)
+
+
+# --------------------------------------------------------------------------- reading
+def _order_query():
+    return sa.select(Order).options(
+        selectinload(Order.lines).joinedload(OrderLine.offer),
+        selectinload(Order.lines).joinedload(OrderLine.event),
+        selectinload(Order.payments),
+    )
+
+
+def get_order_for_user(session: Session, code: str, user_id: int) -> Order:
+    """The order with this code if it belongs to the user; NotFound otherwise (no hint either way)."""
+    code = (code or "").strip().upper()
+    if not ORDER_CODE_RE.fullmatch(code):
+        raise NotFound()
+    order = session.scalar(_order_query().where(Order.code == code, Order.user_id == user_id))
+    if order is None:
+        raise NotFound()
+    return order
+
+
+def get_order(session: Session, code: str) -> Order:
+    """Any order by code (for administrators)."""
+    code = (code or "").strip().upper()
+    order = session.scalar(_order_query().where(Order.code == code)) if ORDER_CODE_RE.fullmatch(code) else None
+    if order is None:
+        raise NotFound()
+    return order
+
+
+def list_orders_for_user(session: Session, user_id: int) -> list[Order]:
+    return list(session.scalars(_order_query().where(Order.user_id == user_id).order_by(Order.created_at.desc(),
+                                                                                          Order.id.desc())))
+
+
+# --------------------------------------------------------------------------- seats
+def take_seats(session: Session, event_id: int, seats: int) -> bool:
+    """Atomically take seats if they are free; False when the event cannot hold them."""
+    result = session.execute(
+        sa.update(Event.__table__)
+        .where(Event.__table__.c.id == event_id,
+               Event.__table__.c.seats_taken + seats <= Event.__table__.c.capacity)
+        .values(seats_taken=Event.__table__.c.seats_taken + seats)
+    )
+    return result.rowcount == 1
+
+
+def release_seats(session: Session, seats_by_event: Mapping[int, int]) -> None:
+    """Give seats back, one event at a time in id order (the same order `place_order` locks them)."""
+    table = Event.__table__
+    for event_id in sorted(seats_by_event):
+        seats = seats_by_event[event_id]
+        if seats > 0:
+            session.execute(
+                sa.update(table).where(table.c.id == event_id, table.c.seats_taken >= seats)
+                .values(seats_taken=table.c.seats_taken - seats)
+            )
+    mark_catalogue_changed(session)
+
+
+def _seats_of_orders(session: Session, order_ids: Iterable[int]) -> dict[int, int]:
+    rows = session.execute(
+        sa.select(OrderLine.event_id, sa.func.sum(OrderLine.quantity * OrderLine.persons))
+        .where(OrderLine.order_id.in_(list(order_ids))).group_by(OrderLine.event_id)
+    ).all()
+    return {event_id: int(seats) for event_id, seats in rows}
+
+
+# --------------------------------------------------------------------------- placing
+def place_order(session: Session, *, user: User, items: Mapping[int, int], expected_total_cents: int | None,
+                now: datetime, hold_minutes: int, max_tickets_per_event: int,
+                code_factory: Callable[[], str] = new_order_code) -> Order:
+    """Turn the cart into a pending order holding its seats for `hold_minutes`, or raise.
+
+    `expected_total_cents` is the total the buyer confirmed on the review page: any change
+    (a price, a line) refuses the order rather than charging something else.
+    """
+    if not user.is_verified:
+        raise Forbidden("email_not_verified")
+    if not items:
+        raise DomainError("cart_empty")
+    for quantity in items.values():
+        check_quantity(quantity)
+    expire_stale_orders(session, now=now, user_id=user.id)  # frees the buyer's own lapsed holds first
+    retried_after_expiry = False
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return _place_once(session, user=user, items=items, expected_total_cents=expected_total_cents,
+                               now=now, hold_minutes=hold_minutes, max_per_event=max_tickets_per_event,
+                               code=code_factory())
+        except IntegrityError:  # an order code collision (unique constraint): draw another code
+            session.rollback()
+            if attempt >= CODE_ATTEMPTS:
+                raise
+        except Conflict as error:
+            if error.code != "sold_out" or retried_after_expiry:
+                raise
+            retried_after_expiry = True  # lapsed holds of other buyers may free the seats: once
+            if not expire_stale_orders(session, now=now, event_ids=error.params["event_ids"]):
+                raise
+
+
+def _load_offers(session: Session, offer_ids: Iterable[int]) -> dict[int, Offer]:
+    query = sa.select(Offer).where(Offer.id.in_(list(offer_ids))).options(joinedload(Offer.event))
+    return {offer.id: offer for offer in session.scalars(query)}
+
+
+def _place_once(session: Session, **kwargs) -> Order:
+    try:
+        return _place(session, **kwargs)
+    except DomainError:
+        session.rollback()  # gives back any seat taken so far
+        raise
+
+
+def _place(session: Session, *, user: User, items: Mapping[int, int], expected_total_cents: int | None,
+           now: datetime, hold_minutes: int, max_per_event: int, code: str) -> Order:
+    offers = _load_offers(session, items)
+    seats: dict[int, int] = {}
+    tickets: dict[int, int] = {}
+    for offer_id, quantity in items.items():
+        offer = offers.get(offer_id)
+        if offer is None or not offer.published or not offer.event.published:
+            raise Conflict("offer_unavailable", name=offer.name if offer else "This offer")
+        if offer.event.starts_at <= now:
+            raise Conflict("event_started", event=offer.event.title)
+        seats[offer.event_id] = seats.get(offer.event_id, 0) + quantity * offer.persons
+        tickets[offer.event_id] = tickets.get(offer.event_id, 0) + quantity
+    total = sum(offers[offer_id].price_cents * quantity for offer_id, quantity in items.items())
+    if expected_total_cents != total:
+        raise Conflict("price_changed", total_cents=total)
+    events = {offer.event_id: offer.event for offer in offers.values()}
+
+    _serialise_buyer(session, user.id)
+    for event_id in sorted(seats):
+        if not take_seats(session, event_id, seats[event_id]):
+            raise Conflict("sold_out", event=events[event_id].title, event_ids=[event_id])
+    held = _tickets_held(session, user.id, list(tickets))
+    for event_id in sorted(tickets):
+        already = held.get(event_id, 0)
+        if already + tickets[event_id] > max_per_event:
+            raise Conflict("ticket_limit_reached", limit=max_per_event, held=already,
+                           left=max(max_per_event - already, 0), event=events[event_id].title)
+
+    order = Order(code=code, user_id=user.id, status=PENDING, total_cents=total, currency="EUR", created_at=now,
+                  expires_at=now + timedelta(minutes=hold_minutes), idempotency_key=new_idempotency_key())
+    for offer_id, quantity in items.items():
+        offer = offers[offer_id]
+        order.lines.append(OrderLine(offer_id=offer_id, event_id=offer.event_id, quantity=quantity,
+                                     persons=offer.persons, unit_price_cents=offer.price_cents))
+    session.add(order)
+    session.execute(sa.delete(CartItem).where(CartItem.user_id == user.id, CartItem.offer_id.in_(list(items))))
+    mark_catalogue_changed(session)
+    session.commit()
+    return order
+
+
+def _serialise_buyer(session: Session, user_id: int) -> None:
+    """One placement at a time per account, so the ticket limit cannot be raced (see module doc)."""
+    if session.connection().dialect.name != "sqlite":
+        session.execute(sa.select(User.id).where(User.id == user_id).with_for_update())
+
+
+def _tickets_held(session: Session, user_id: int, event_ids: list[int]) -> dict[int, int]:
+    rows = session.execute(
+        sa.select(OrderLine.event_id, sa.func.sum(OrderLine.quantity))
+        .join(Order, Order.id == OrderLine.order_id)
+        .where(Order.user_id == user_id, Order.status.in_(HOLDING_STATUSES), OrderLine.event_id.in_(event_ids))
+        .group_by(OrderLine.event_id)
+    ).all()
+    return {event_id: int(count) for event_id, count in rows}
+
+
+# --------------------------------------------------------------------------- expiry
+def expire_stale_orders(session: Session, *, now: datetime, user_id: int | None = None, order_id: int | None = None,
+                        event_ids: Iterable[int] | None = None, batch_size: int = EXPIRY_BATCH) -> int:
+    """Expire pending orders whose hold has run out and give their seats back. Idempotent.
+
+    Each order changes state with `UPDATE … WHERE status = 'pending'`, so of two workers
+    expiring the same order only one releases its seats. Returns how many orders expired.
+    """
+    table = Order.__table__
+    conditions = [table.c.status == PENDING, table.c.expires_at <= now]
+    if user_id is not None:
+        conditions.append(table.c.user_id == user_id)
+    if order_id is not None:
+        conditions.append(table.c.id == order_id)
+    if event_ids is not None:
+        conditions.append(table.c.id.in_(sa.select(OrderLine.order_id).where(OrderLine.event_id.in_(list(event_ids)))))
+    total = 0
+    while True:
+        candidates = session.scalars(
+            sa.select(table.c.id).where(*conditions).order_by(table.c.id).limit(batch_size)
+            .with_for_update(skip_locked=True)
+        ).all()
+        if not candidates:
+            return total
+        expired = session.scalars(
+            sa.update(table).where(table.c.id.in_(candidates), *conditions)
+            .values(status=OrderStatus.EXPIRED.value).returning(table.c.id)
+        ).all()
+        if expired:
+            release_seats(session, _seats_of_orders(session, expired))
+        session.commit()
+        total += len(expired)
+        if len(candidates) < batch_size:
+            return total
+
+
+# --------------------------------------------------------------------------- cancelling
+def cancel_order(session: Session, order: Order, *, actor_id: int | None, now: datetime, provider,
+                 ip_address: str | None = None, before_start_only: bool = True) -> Order:
+    """Cancel a paid order: refund it, void its tickets, give its seats back. Customers may only
+    do it before the event starts (`before_start_only`); administrators may pass False.
+
+    The refund is asked first, outside any row lock, with a key per order: a repeated or
+    concurrent cancel is refunded once, and only one of them changes the order.
+    """
+    if not order.is_paid:
+        raise Conflict("order_not_cancellable")
+    if before_start_only and any(line.event.starts_at <= now for line in order.lines):
+        raise Conflict("order_event_started")
+    used = session.scalar(sa.select(sa.func.count()).select_from(Ticket)
+                          .where(Ticket.order_id == order.id, Ticket.checked_in_at.is_not(None)))
+    if used:
+        raise Conflict("order_ticket_used")
+    charge = next((p for p in reversed(order.payments) if p.kind == "charge" and p.succeeded), None)
+    order_id, user_id, code, amount = order.id, order.user_id, order.code, order.total_cents
+    refund = None
+    if charge is not None and charge.transaction_id and amount > 0:
+        brand, last4, transaction_id = charge.card_brand, charge.card_last4, charge.transaction_id
+        session.commit()  # no transaction stays open while the provider answers
+        refund = provider.refund(transaction_id=transaction_id, amount_cents=amount,
+                                 idempotency_key=f"refund:{code}")
+        if not refund.ok:
+            raise Conflict("refund_failed")
+
+    changed = session.execute(
+        sa.update(Order.__table__).where(Order.__table__.c.id == order_id, Order.__table__.c.status == PAID)
+        .values(status=OrderStatus.CANCELLED.value, cancelled_at=now)
+    ).rowcount
+    if changed != 1:
+        session.rollback()
+        raise Conflict("order_not_cancellable")
+    session.execute(sa.update(Ticket).where(Ticket.order_id == order_id, Ticket.voided_at.is_(None))
+                    .values(voided_at=now).execution_options(synchronize_session=False))
+    release_seats(session, _seats_of_orders(session, [order_id]))
+    if refund is not None:  # recorded by whichever cancel changed the order, replayed or not
+        session.add(Payment(order_id=order_id, kind="refund", amount_cents=amount, succeeded=True,
+                            card_brand=brand, card_last4=last4, transaction_id=refund.refund_id, created_at=now))
+        audit.record(session, "order_refunded", actor_id=actor_id, subject_user_id=user_id, ip_address=ip_address,
+                     order=code, amount_cents=amount)
+    audit.record(session, "order_cancelled", actor_id=actor_id, subject_user_id=user_id, ip_address=ip_address,
+                 order=code, by_owner=actor_id == user_id)
+    session.commit()
+    session.refresh(order)
+    return order

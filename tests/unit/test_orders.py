@@ -1,0 +1,406 @@
+"""Order services without HTTP: placing (seats, total, limit, codes), expiry, payment, cancellation."""
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.models import AuditEvent, CartItem, Event, Order, Payment, Ticket
+from app.services import checkout, orders
+from app.services.codes import ORDER_CODE_RE
+from app.services.errors import Conflict, DomainError, Forbidden
+from app.services.payments import CardDetails, MockProvider
+from tests.shop import customer, make_event, offer_of, seats_taken
+
+HOLD = 15
+LIMIT = 10
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def place(user, items, *, total=None, at=None, **kwargs) -> Order:
+    if total is None:
+        total = sum(db.session.get(type(offer), offer.id).price_cents * quantity for offer, quantity in items.items())
+    return orders.place_order(db.session, user=user, items={offer.id: q for offer, q in items.items()},
+                              expected_total_cents=total, now=at or now(), hold_minutes=HOLD,
+                              max_tickets_per_event=kwargs.pop("limit", LIMIT), **kwargs)
+
+
+def card(number="4242424242424242") -> CardDetails:
+    return CardDetails(number=number, exp_month=12, exp_year=now().year + 2, cvv="731", holder="Ada Lovelace")
+
+
+def pay(order, provider, number="4242424242424242", at=None):
+    return checkout.pay_order(db.session, order, card(number), provider=provider, now=at or now())
+
+
+# --------------------------------------------------------------------------- placing
+def test_place_order_takes_seats_and_holds_them(app):
+    event = make_event(capacity=20)
+    user = customer()
+    duo, family = offer_of(event, "duo"), offer_of(event, "family")
+    db.session.add(CartItem(user_id=user.id, offer_id=duo.id, quantity=1))
+    db.session.commit()
+    t0 = now()
+    order = place(user, {duo: 1, family: 2}, at=t0)
+
+    assert ORDER_CODE_RE.fullmatch(order.code)
+    assert order.status == "pending"
+    assert order.total_cents == 9500 + 2 * 17000
+    assert order.expires_at == t0 + timedelta(minutes=HOLD)
+    assert sorted((line.persons, line.quantity) for line in order.lines) == [(2, 1), (4, 2)]
+    assert seats_taken(event.id) == 2 + 8
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(CartItem)) == 0  # ordered lines leave the cart
+
+
+def test_order_across_two_events_takes_seats_in_each(app):
+    first, second = make_event(capacity=10), make_event(capacity=10)
+    order = place(customer(), {offer_of(second, "family"): 1, offer_of(first, "duo"): 2})
+    assert seats_taken(first.id) == 4 and seats_taken(second.id) == 4
+    assert {line.event_id for line in order.lines} == {first.id, second.id}
+
+
+def test_changed_total_is_refused_and_takes_nothing(app):
+    event = make_event()
+    solo = offer_of(event, "solo")
+    with pytest.raises(Conflict) as error:
+        place(customer(), {solo: 2}, total=2 * 5000 - 100)
+    assert error.value.code == "price_changed"
+    assert error.value.params["total_cents"] == 10000
+    assert seats_taken(event.id) == 0
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Order)) == 0
+
+
+def test_unverified_customer_cannot_place(app):
+    event = make_event()
+    with pytest.raises(Forbidden) as error:
+        place(customer(email_verified_at=None), {offer_of(event, "solo"): 1})
+    assert error.value.code == "email_not_verified"
+    assert seats_taken(event.id) == 0
+
+
+def test_sold_out_is_refused_without_partial_seats(app):
+    roomy, full = make_event(capacity=50), make_event(capacity=10, seats_taken=8)
+    with pytest.raises(Conflict) as error:
+        place(customer(), {offer_of(roomy, "family"): 1, offer_of(full, "family"): 1})
+    assert error.value.code == "sold_out"
+    assert seats_taken(roomy.id) == 0 and seats_taken(full.id) == 8  # the first event's seats were given back
+
+
+def test_exactly_the_last_seats_can_be_sold(app):
+    event = make_event(capacity=10, seats_taken=6)
+    place(customer(), {offer_of(event, "family"): 1})
+    assert seats_taken(event.id) == 10
+
+
+@pytest.mark.parametrize(("kind", "reason"), [("unpublished", "offer_unavailable"), ("started", "event_started")])
+def test_offers_not_on_sale_are_refused(app, kind, reason):
+    event = make_event()
+    solo = offer_of(event, "solo")
+    if kind == "unpublished":
+        solo.published = False
+    else:
+        event.starts_at = now() - timedelta(minutes=1)
+    db.session.commit()
+    with pytest.raises(Conflict) as error:
+        place(customer(), {solo: 1})
+    assert error.value.code == reason
+
+
+def test_quantities_outside_1_to_10_are_refused(app):
+    event = make_event()
+    for quantity in (0, 11):
+        with pytest.raises(DomainError) as error:
+            place(customer(), {offer_of(event, "solo"): quantity}, total=quantity * 5000)
+        assert error.value.code == "quantity_invalid"
+
+
+def test_limit_counts_ticket_units_across_pending_and_paid_orders(app):
+    event, other = make_event(), make_event()
+    user = customer()
+    solo, family = offer_of(event, "solo"), offer_of(event, "family")
+    paid = place(user, {family: 4})  # 4 tickets for 16 persons
+    pay(paid, MockProvider())
+    place(user, {solo: 5})  # pending: 9 tickets held
+    with pytest.raises(Conflict) as error:
+        place(user, {solo: 2})
+    assert error.value.code == "ticket_limit_reached"
+    assert error.value.params == {"limit": 10, "held": 9, "left": 1, "event": event.title}
+    assert seats_taken(event.id) == 16 + 5
+    place(user, {solo: 1})  # the tenth ticket is fine
+    place(user, {offer_of(other, "solo"): 10})  # and the limit is per event
+    place(customer(), {solo: 10})  # and per account
+
+
+def test_cancelled_and_expired_orders_do_not_count_towards_the_limit(app):
+    event = make_event()
+    user = customer()
+    solo = offer_of(event, "solo")
+    t0 = now()
+    place(user, {solo: 10}, at=t0)
+    with pytest.raises(Conflict):
+        place(user, {solo: 1}, at=t0)
+    place(user, {solo: 10}, at=t0 + timedelta(minutes=HOLD + 1))  # the first hold lapsed and is released
+    assert seats_taken(event.id) == 10
+
+
+def test_order_code_collision_draws_another_code(app):
+    event = make_event()
+    solo = offer_of(event, "solo")
+    first = place(customer(), {solo: 1})
+    codes = iter([first.code, "GCH-ABCDEF"])
+    second = place(customer(), {solo: 1}, code_factory=lambda: next(codes))
+    assert second.code == "GCH-ABCDEF"
+    assert seats_taken(event.id) == 2
+
+
+def test_sold_out_frees_lapsed_holds_of_other_buyers_first(app):
+    event = make_event(capacity=4)
+    t0 = now()
+    stale = place(customer(), {offer_of(event, "family"): 1}, at=t0)
+    later = t0 + timedelta(minutes=HOLD + 1)
+    order = place(customer(), {offer_of(event, "duo"): 2}, at=later)
+    assert order.status == "pending"
+    db.session.refresh(stale)
+    assert stale.status == "expired"
+    assert seats_taken(event.id) == 4
+
+
+# --------------------------------------------------------------------------- expiry
+def test_expiry_releases_the_seats_once(app):
+    event = make_event(capacity=30)
+    t0 = now()
+    stale = place(customer(), {offer_of(event, "family"): 2}, at=t0)
+    fresh = place(customer(), {offer_of(event, "duo"): 1}, at=t0 + timedelta(minutes=10))
+    assert seats_taken(event.id) == 10
+
+    assert orders.expire_stale_orders(db.session, now=t0 + timedelta(minutes=HOLD - 1)) == 0
+    assert orders.expire_stale_orders(db.session, now=t0 + timedelta(minutes=HOLD)) == 1
+    assert orders.expire_stale_orders(db.session, now=t0 + timedelta(minutes=HOLD)) == 0  # idempotent
+    db.session.refresh(stale)
+    db.session.refresh(fresh)
+    assert (stale.status, fresh.status) == ("expired", "pending")
+    assert seats_taken(event.id) == 2
+
+
+def test_expiry_works_in_batches(app):
+    event = make_event(capacity=100)
+    t0 = now()
+    for _ in range(7):
+        place(customer(), {offer_of(event, "duo"): 1}, at=t0)
+    assert orders.expire_stale_orders(db.session, now=t0 + timedelta(hours=1), batch_size=3) == 7
+    assert seats_taken(event.id) == 0
+
+
+def test_paid_orders_never_expire(app):
+    event = make_event()
+    t0 = now()
+    order = place(customer(), {offer_of(event, "duo"): 1}, at=t0)
+    pay(order, MockProvider(), at=t0)
+    assert orders.expire_stale_orders(db.session, now=t0 + timedelta(days=1)) == 0
+    assert seats_taken(event.id) == 2
+
+
+# --------------------------------------------------------------------------- payment
+def test_successful_payment_marks_paid_issues_tickets_and_audits(app):
+    event = make_event()
+    user = customer()
+    order = place(user, {offer_of(event, "duo"): 2, offer_of(event, "solo"): 1})
+    provider = MockProvider()
+    outcome = pay(order, provider)
+
+    assert outcome.paid_now and outcome.order.status == "paid" and outcome.order.paid_at is not None
+    tickets = db.session.scalars(sa.select(Ticket).where(Ticket.order_id == order.id)).all()
+    assert len(tickets) == 3 and sorted(t.persons for t in tickets) == [1, 2, 2]
+    [payment] = order.payments
+    assert (payment.succeeded, payment.card_brand, payment.card_last4) == (True, "Visa", "4242")
+    assert payment.transaction_id.startswith("mock_ch_")
+    audit = db.session.scalar(sa.select(AuditEvent).where(AuditEvent.type == "order_paid"))
+    assert audit.subject_user_id == user.id and audit.details["order"] == order.code
+    assert provider.charge_count == 1
+
+
+def test_paying_twice_charges_once(app):
+    event = make_event()
+    order = place(customer(), {offer_of(event, "solo"): 1})
+    provider = MockProvider()
+    assert pay(order, provider).paid_now
+    assert not pay(order, provider).paid_now
+    assert provider.charge_count == 1 and provider.attempt_count == 1
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Payment)) == 1
+
+
+def test_replayed_charge_for_a_still_pending_order_is_recorded_once(app):
+    """A first submit charged but died before its commit: the retry gets the provider's replay."""
+    event = make_event()
+    order = place(customer(), {offer_of(event, "solo"): 1})
+    provider = MockProvider()
+    provider.charge(amount_cents=order.total_cents, currency="EUR", card=card(), idempotency_key=order.idempotency_key)
+    outcome = pay(order, provider)
+    assert outcome.paid_now and provider.charge_count == 1
+    assert [p.succeeded for p in order.payments] == [True]
+
+
+@pytest.mark.parametrize("number,code", [("4000000000000002", "card_declined"),
+                                         ("4000000000009995", "insufficient_funds")])
+def test_a_decline_keeps_the_order_pending_with_a_fresh_key(app, number, code):
+    event = make_event()
+    order = place(customer(), {offer_of(event, "solo"): 1})
+    first_key = order.idempotency_key
+    provider = MockProvider()
+    with pytest.raises(checkout.PaymentDeclined) as error:
+        pay(order, provider, number)
+    assert error.value.code == code
+    db.session.refresh(order)
+    assert order.status == "pending" and order.idempotency_key != first_key
+    assert [(p.succeeded, p.error_code, p.card_last4) for p in order.payments] == [(False, code, number[-4:])]
+    assert pay(order, provider).paid_now  # the new key lets the customer pay with another card
+    assert provider.charge_count == 1
+
+
+def test_provider_unavailable_keeps_the_key_for_a_safe_retry(app):
+    event = make_event()
+    order = place(customer(), {offer_of(event, "solo"): 1})
+    key = order.idempotency_key
+    provider = MockProvider()
+    with pytest.raises(checkout.PaymentDeclined) as error:
+        pay(order, provider, "4000000000000119")
+    assert error.value.code == "provider_unavailable"
+    db.session.refresh(order)
+    assert order.idempotency_key == key and order.status == "pending"
+    assert pay(order, provider).paid_now
+
+
+def test_paying_an_expired_hold_is_refused_and_releases_the_seats(app):
+    event = make_event()
+    t0 = now()
+    order = place(customer(), {offer_of(event, "family"): 1}, at=t0)
+    provider = MockProvider()
+    with pytest.raises(Conflict) as error:
+        pay(order, provider, at=t0 + timedelta(minutes=HOLD))
+    assert error.value.code == "order_expired"
+    assert provider.attempt_count == 0
+    assert seats_taken(event.id) == 0
+
+
+def test_a_charge_that_lands_after_the_hold_expired_is_refunded(app):
+    event = make_event()
+    t0 = now()
+    order = place(customer(), {offer_of(event, "family"): 1}, at=t0)
+
+    class ExpiringProvider(MockProvider):
+        def charge(self, **kwargs):  # the expiry job runs while the bank answers
+            result = super().charge(**kwargs)
+            orders.expire_stale_orders(db.session, now=t0 + timedelta(hours=1))
+            return result
+
+    provider = ExpiringProvider()
+    with pytest.raises(Conflict) as error:
+        pay(order, provider, at=t0 + timedelta(minutes=1))
+    assert error.value.code == "order_expired_refunded"
+    assert provider.charge_count == 1 and provider.refund_count == 1
+    db.session.refresh(order)
+    assert order.status == "expired"
+    assert [(p.kind, p.succeeded) for p in order.payments] == [("charge", True), ("refund", True)]
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Ticket)) == 0
+
+
+# --------------------------------------------------------------------------- cancellation
+def paid_order(event, user=None, provider=None):
+    order = place(user or customer(), {offer_of(event, "duo"): 1, offer_of(event, "solo"): 2})
+    pay(order, provider or MockProvider())
+    return order
+
+
+def test_cancel_refunds_voids_tickets_and_releases_seats(app):
+    event = make_event()
+    provider = MockProvider()
+    order = paid_order(event, provider=provider)
+    assert seats_taken(event.id) == 4
+    orders.cancel_order(db.session, order, actor_id=order.user_id, now=now(), provider=provider)
+
+    assert order.status == "cancelled" and order.cancelled_at is not None
+    assert seats_taken(event.id) == 0
+    tickets = db.session.scalars(sa.select(Ticket).where(Ticket.order_id == order.id)).all()
+    assert tickets and all(t.voided_at is not None for t in tickets)
+    refund = [p for p in order.payments if p.kind == "refund"]
+    assert len(refund) == 1 and refund[0].amount_cents == order.total_cents and refund[0].card_last4 == "4242"
+    assert provider.refund_count == 1
+    types = set(db.session.scalars(sa.select(AuditEvent.type)))
+    assert {"order_paid", "order_cancelled", "order_refunded"} <= types
+
+
+def test_cancelling_twice_refunds_once(app):
+    event = make_event()
+    provider = MockProvider()
+    order = paid_order(event, provider=provider)
+    orders.cancel_order(db.session, order, actor_id=order.user_id, now=now(), provider=provider)
+    with pytest.raises(Conflict) as error:
+        orders.cancel_order(db.session, order, actor_id=order.user_id, now=now(), provider=provider)
+    assert error.value.code == "order_not_cancellable"
+    assert provider.refund_count == 1 and seats_taken(event.id) == 0
+
+
+def test_customer_cannot_cancel_after_the_start_but_an_admin_can(app):
+    event = make_event()
+    provider = MockProvider()
+    order = paid_order(event, provider=provider)
+    later = event.starts_at + timedelta(minutes=5)
+    with pytest.raises(Conflict) as error:
+        orders.cancel_order(db.session, order, actor_id=order.user_id, now=later, provider=provider)
+    assert error.value.code == "order_event_started"
+    admin = customer(role="admin")
+    orders.cancel_order(db.session, order, actor_id=admin.id, now=later, provider=provider, before_start_only=False)
+    assert order.status == "cancelled"
+
+
+def test_an_order_with_a_used_ticket_cannot_be_cancelled(app):
+    event = make_event()
+    order = paid_order(event)
+    ticket = db.session.scalars(sa.select(Ticket).where(Ticket.order_id == order.id)).first()
+    ticket.checked_in_at = now()
+    db.session.commit()
+    with pytest.raises(Conflict) as error:
+        orders.cancel_order(db.session, order, actor_id=order.user_id, now=now(), provider=MockProvider())
+    assert error.value.code == "order_ticket_used"
+
+
+def test_a_failed_refund_changes_nothing(app):
+    event = make_event()
+    order = paid_order(event)
+
+    class Broken(MockProvider):
+        def refund(self, **kwargs):
+            return super().refund(**{**kwargs, "transaction_id": "not-a-mock-id"})
+
+    with pytest.raises(Conflict) as error:
+        orders.cancel_order(db.session, order, actor_id=order.user_id, now=now(), provider=Broken())
+    assert error.value.code == "refund_failed"
+    db.session.refresh(order)
+    assert order.status == "paid" and seats_taken(event.id) == 4
+
+
+def test_pending_orders_are_not_cancellable(app):
+    event = make_event()
+    order = place(customer(), {offer_of(event, "solo"): 1})
+    with pytest.raises(Conflict):
+        orders.cancel_order(db.session, order, actor_id=order.user_id, now=now(), provider=MockProvider())
+
+
+def test_seats_never_go_negative_or_over_capacity(app):
+    event = make_event(capacity=6)
+    provider = MockProvider()
+    order = paid_order(event, provider=provider)
+    orders.cancel_order(db.session, order, actor_id=order.user_id, now=now(), provider=provider)
+    orders.release_seats(db.session, {event.id: 3})  # a stray release cannot go below zero
+    db.session.commit()
+    assert seats_taken(event.id) == 0
+    for _ in range(3):
+        assert orders.take_seats(db.session, event.id, 2)
+    assert not orders.take_seats(db.session, event.id, 1)
+    db.session.commit()
+    assert db.session.get(Event, event.id).seats_left == 0
