@@ -43,6 +43,10 @@ def expire_orders() -> None:
 def register(app: Flask) -> None:
     app.cli.add_command(demo_cli)
     app.cli.add_command(orders_cli)
+    # accounts (issue 3): `flask create-admin`
+    from app.auth.cli import register_auth_commands
+
+    register_auth_commands(app)
     # tickets (issue 7): `flask tickets …`; adds `rotate-key` to a `users` group (keep this line last).
     from app.tickets.cli import register_ticket_commands
 

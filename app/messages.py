@@ -32,6 +32,8 @@ MESSAGES: dict[str, str] = {
     "reset_expired": "This password reset link has expired (links last 20 minutes). Please ask for a new one.",
     "reset_used": "This password reset link has already been used. Please ask for a new one if you need to.",
     "reset_voided": "Too many wrong codes: this password reset no longer works. Please ask for a new one.",
+    "reset_superseded": "A newer password reset was asked for: please use the link and code from the most "
+                        "recent email.",
     "reset_code_wrong": "This code is wrong. {remaining} attempt(s) left before the reset is cancelled.",
     "second_factor_wrong": "This authentication code or recovery code is wrong. {remaining} attempt(s) left "
                            "before the reset is cancelled.",

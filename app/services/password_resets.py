@@ -19,7 +19,12 @@ from app.models import PasswordReset, User
 from app.services import user_sessions
 from app.services.accounts import InvalidFields, PasswordHasher, find_by_email
 from app.services.audit import record
-from app.services.codes import codes_equal, hash_code, new_six_digit_code, normalise_six_digit_code
+from app.services.codes import (
+    codes_equal,
+    hash_code,
+    new_six_digit_code,
+    normalise_six_digit_code,
+)
 from app.services.errors import DomainError
 from app.services.passwords import password_problems
 
@@ -70,7 +75,7 @@ def find_reset(session: Session, token: str, *, now: datetime, pepper: str | byt
     if reset.used_at is not None:
         raise DomainError("reset_used")
     if reset.voided_at is not None:
-        raise DomainError("reset_voided")
+        raise DomainError("reset_voided" if reset.failed_attempts >= MAX_WRONG_CODES else "reset_superseded")
     if now >= reset.expires_at:
         raise DomainError("reset_expired")
     return reset
