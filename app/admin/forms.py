@@ -6,6 +6,7 @@ from wtforms import (
     BooleanField,
     EmailField,
     HiddenField,
+    SelectChoice,
     SelectField,
     StringField,
     SubmitField,
@@ -41,14 +42,15 @@ class PersonForm(FlaskForm):
     email = EmailField("Email (optional)", validators=[
         Optional(), Length(max=254, message="An email address has at most 254 characters."), valid_email],
         render_kw={"autocomplete": "off"})
-    intended_role = SelectField("Role once activated", choices=PERSON_ROLE_CHOICES, validators=[
+    intended_role = SelectField("Role once activated", choices=[SelectChoice(*c) for c in PERSON_ROLE_CHOICES],
+                                validators=[
         AnyOf([value for value, _ in PERSON_ROLE_CHOICES], message="Choose staff or admin.")])
     generate_code = BooleanField("Generate an invitation code")
     submit = SubmitField("Save")
 
 
 class RoleForm(FlaskForm):
-    role = SelectField("New role", choices=USER_ROLE_CHOICES, validators=[
+    role = SelectField("New role", choices=[SelectChoice(*c) for c in USER_ROLE_CHOICES], validators=[
         AnyOf([value for value, _ in USER_ROLE_CHOICES], message="Choose customer, staff or admin.")])
     submit = SubmitField("Change the role")
 

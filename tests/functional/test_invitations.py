@@ -11,7 +11,12 @@ from freezegun import freeze_time
 from app.extensions import db
 from app.messages import MESSAGES
 from app.models import AuditEvent, Invitation, Person, User
-from tests.factories import DEFAULT_PASSWORD, InvitationFactory, PersonFactory, UserFactory
+from tests.factories import (
+    DEFAULT_PASSWORD,
+    InvitationFactory,
+    PersonFactory,
+    UserFactory,
+)
 
 URL = "/invitations/activate"
 NEW_PASSWORD = "Gate-Keeper-Lantern-93"
