@@ -1,0 +1,185 @@
+"""/admin/ — the sales dashboard: exact figures in the charts' JSON and in the tables, filters, caching."""
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import pyotp
+import pytest
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.models import Ticket
+from app.tickets.documents import ticket_payload
+from tests.factories import UserFactory
+from tests.html_tables import json_script, table_rows
+from tests.sales_data import (
+    EXPECTED_EVENTS,
+    EXPECTED_OFFERS,
+    EXPECTED_SALE_DAYS,
+    EXPECTED_TOTALS,
+    load_sales_data,
+)
+from tests.shop import buy, login, make_event, offer_of, pay
+
+pytestmark = pytest.mark.app_config(REQUIRE_2FA_FOR_STAFF=False)
+
+
+def euros(cents: int) -> str:
+    return f"€{cents // 100:,}.{cents % 100:02d}"
+
+
+@pytest.fixture
+def admin(client, auth):
+    user = UserFactory(role="admin", email="ada@example.test")
+    login(auth, client, user)
+    return user
+
+
+def dashboard(client, **params) -> str:
+    response = client.get("/admin/", query_string=params)
+    assert response.status_code == 200
+    return response.get_data(as_text=True)
+
+
+def test_numbers_per_offer_per_day_and_per_event_are_exact_in_json_and_tables(app, client, admin):
+    load_sales_data()
+    html = dashboard(client)
+    data = json_script(html, "dashboard-data")
+
+    # what the charts read
+    assert [(o["event"], o["offer"], o["tickets"], o["revenue_cents"]) for o in data["offers"]] == EXPECTED_OFFERS
+    assert {d["day"]: (d["orders"], d["tickets"], d["revenue_cents"]) for d in data["days"]
+            if d["tickets"]} == EXPECTED_SALE_DAYS
+    assert [(e["event"], e["seats_sold"], e["capacity"], e["fill_rate"], e["tickets_valid"], e["checked_in"],
+             e["persons_checked_in"]) for e in data["events"]] == EXPECTED_EVENTS
+    assert data["totals"] == EXPECTED_TOTALS
+
+    # the tables beside the charts: the same numbers
+    assert table_rows(html, "table-offers") == [[event, offer, str(tickets), euros(revenue)]
+                                                for event, offer, tickets, revenue in EXPECTED_OFFERS]
+    assert table_rows(html, "table-offers", "tfoot") == [["Total", "9", "€520.00"]]
+    days = table_rows(html, "table-days")
+    assert len(days) == 21
+    assert [row for row in days if row[2] != "0"] == [
+        [day, str(orders), str(tickets), euros(revenue)] for day, (orders, tickets, revenue) in EXPECTED_SALE_DAYS.items()]
+    assert days[1] == ["2026-03-11", "2", "5", "€240.00"]
+    assert table_rows(html, "table-fill") == [[name, str(sold), str(capacity), f"{rate:.1f} %"]
+                                              for name, sold, capacity, rate, *_ in EXPECTED_EVENTS]
+    assert table_rows(html, "table-checkins") == [[name, str(checked), str(valid), str(persons)]
+                                                  for name, _s, _c, _r, valid, checked, persons in EXPECTED_EVENTS]
+    assert re.search(r'data-total="revenue">€520.00<', html)
+    assert re.search(r'data-total="tickets">9<', html)
+
+
+def test_charts_are_drawn_by_a_static_script_never_inline(client, admin):
+    html = dashboard(client)
+    for tag in re.findall(r"<script[^>]*>", html):
+        assert 'src="' in tag or 'type="application/json"' in tag, tag
+    assert "vendor/chartjs/chart.umd.min.js" in html and "js/dashboard.js" in html
+    for canvas in ("chart-offers", "chart-days", "chart-fill", "chart-checkins"):
+        assert f'<canvas id="{canvas}" role="img"' in html
+    assert "cdn" not in html.lower()
+
+
+def test_filter_by_event_and_dates(client, admin):
+    data = load_sales_data()
+    html = dashboard(client, event=data.swimming.id, date_from="2026-03-11", date_to="2026-03-11")
+    stats = json_script(html, "dashboard-data")
+
+    assert stats["filters"] == {"event_id": data.swimming.id, "date_from": "2026-03-11", "date_to": "2026-03-11"}
+    assert table_rows(html, "table-offers") == [["Swimming Heats", "Solo", "3", "€90.00"],
+                                                ["Swimming Heats", "Family", "1", "€100.00"]]
+    assert table_rows(html, "table-days") == [["2026-03-11", "2", "4", "€190.00"]]
+    assert table_rows(html, "table-fill") == [["Swimming Heats", "7", "40", "17.5 %"]]
+    assert f'<option selected value="{data.swimming.id}">Swimming Heats</option>' in html
+    assert 'value="2026-03-11"' in html
+    # the CSV links carry the same filters
+    assert f"/admin/exports/orders.csv?event={data.swimming.id}&amp;date_from=2026-03-11&amp;date_to=2026-03-11" in html
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"date_from": "2026-03-12", "date_to": "2026-03-10"}, "The end date must be on or after the start date."),
+    ({"date_from": "yesterday"}, "Not a valid date value."),
+    ({"event": "999999"}, "Not a valid choice."),
+])
+def test_bad_filters_show_a_message_and_all_sales(client, admin, params, message):
+    load_sales_data()
+    html = dashboard(client, **params)
+    assert message in html
+    assert "These filters are not valid" in html
+    assert json_script(html, "dashboard-data")["totals"] == EXPECTED_TOTALS
+
+
+# --------------------------------------------------------------------------- cache invalidation
+@contextmanager
+def sql_statements():
+    statements = []
+
+    def record(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", record)
+
+
+def totals(client) -> dict:
+    return json_script(dashboard(client), "dashboard-data")["totals"]
+
+
+def test_cached_statistics_change_right_after_a_sale_a_cancellation_and_a_check_in(app, client, admin, auth):
+    load_sales_data()
+    before = totals(client)
+    with sql_statements() as statements:
+        assert totals(client) == before
+    assert not [sql for sql in statements if "order_lines" in sql]  # served from the cache
+
+    # a sale: a customer buys and pays through the shop
+    event = make_event(title="Fencing Final")
+    buyer_client = app.test_client()
+    buyer = UserFactory()
+    login(auth, buyer_client, buyer)
+    code = buy(buyer_client, (offer_of(event, "duo"), 2))
+    assert pay(buyer_client, code).status_code in (302, 303)
+    after_sale = totals(client)
+    assert after_sale["tickets"] == before["tickets"] + 2
+    assert after_sale["revenue_cents"] == before["revenue_cents"] + 2 * 9500
+    assert after_sale["orders"] == before["orders"] + 1
+
+    # a cancellation: the admin cancels (and refunds) that order
+    assert client.post(f"/admin/orders/{code}/cancel").status_code == 302
+    assert totals(client) == before
+
+    # a check-in: staff scan a ticket at the gate
+    staff_client = app.test_client()
+    staff = UserFactory(role="staff")
+    login(auth, staff_client, staff)
+    ticket = db.session.scalars(sa.select(Ticket).where(Ticket.checked_in_at.is_(None), Ticket.voided_at.is_(None))
+                                .order_by(Ticket.id)).first()
+    answer = staff_client.post("/tickets/api/check-in", json={"payload": ticket_payload(ticket)})
+    assert answer.status_code == 200 and answer.json["verdict"] == "VALID"
+    assert totals(client)["checked_in"] == before["checked_in"] + 1
+
+
+@pytest.mark.app_config(REQUIRE_2FA_FOR_STAFF=True)
+def test_an_admin_with_2fa_reaches_the_dashboard(client, auth):
+    secret = pyotp.random_base32()
+    admin = UserFactory(role="admin", totp_secret=secret, totp_enabled_at=datetime.now(UTC))
+    assert auth.login(admin).headers["Location"] == "/auth/2fa"
+    assert client.post("/auth/2fa", data={"code": pyotp.TOTP(secret).now()}).status_code == 302
+    assert client.get("/admin/").status_code == 200
+
+
+@pytest.mark.parametrize("role", ["customer", "staff"])
+def test_only_admins_see_the_dashboard(client, auth, role):
+    login(auth, client, UserFactory(role=role))
+    assert client.get("/admin/").status_code == 403
+
+
+def test_anonymous_visitors_are_sent_to_log_in(client):
+    response = client.get("/admin/")
+    assert response.status_code == 302 and "/auth/login" in response.headers["Location"]
