@@ -117,6 +117,11 @@ class Config:
     SENTRY_DSN = env("SENTRY_DSN")
     LOG_LEVEL = env("LOG_LEVEL", "INFO")
     STATIC_MAX_AGE = 3600
+    # Behind a reverse proxy (nginx): how many proxies in front set X-Forwarded-For / -Proto
+    # (werkzeug ProxyFix). 0 ignores the headers: right when clients reach the app directly,
+    # since they could forge them (and dodge the per-IP rate limits).
+    PROXY_FIX_X_FOR = env_int("PROXY_FIX_X_FOR", 0)
+    PROXY_FIX_X_PROTO = env_int("PROXY_FIX_X_PROTO", 0)
 
 
 class DevelopmentConfig(Config):
@@ -139,6 +144,8 @@ class TestingConfig(Config):
     REQUIRE_2FA_FOR_STAFF = True
     USER_CACHE_SECONDS = 30
     SENTRY_DSN = None
+    PROXY_FIX_X_FOR = 0
+    PROXY_FIX_X_PROTO = 0
 
 
 class ProductionConfig(Config):
@@ -147,6 +154,9 @@ class ProductionConfig(Config):
     SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
     REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
     PREFERRED_URL_SCHEME = "https"
+    # Production runs behind nginx (deploy/nginx.conf): trust one proxy hop by default.
+    PROXY_FIX_X_FOR = env_int("PROXY_FIX_X_FOR", 1)
+    PROXY_FIX_X_PROTO = env_int("PROXY_FIX_X_PROTO", 1)
     MAIL_OUTBOX_DIR = env("MAIL_OUTBOX_DIR")
     REQUIRED_SECRETS = ("SECRET_KEY", "TICKET_SIGNING_KEY")
 

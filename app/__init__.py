@@ -36,6 +36,7 @@ def create_app(config: type[Config] | None = None, overrides: Mapping | None = N
     register_security(app)
     register_template_helpers(app)
     register_commands(app)
+    register_proxy_fix(app)
     return app
 
 
@@ -135,3 +136,15 @@ def register_commands(app: Flask) -> None:
     from app.cli import register
 
     register(app)
+
+
+def register_proxy_fix(app: Flask) -> None:
+    """Behind nginx, take the client address and scheme from the X-Forwarded-* headers the
+    proxy sets (PROXY_FIX_X_FOR / PROXY_FIX_X_PROTO = number of trusted proxy hops); per-IP
+    rate limits and audit IPs then see the real client, not the proxy."""
+    x_for = int(app.config.get("PROXY_FIX_X_FOR") or 0)
+    x_proto = int(app.config.get("PROXY_FIX_X_PROTO") or 0)
+    if x_for or x_proto:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=x_for, x_proto=x_proto)

@@ -1,0 +1,117 @@
+"""gunicorn settings for Guichet: `gunicorn --config gunicorn.conf.py run:app`.
+
+Every value can be overridden from the environment (empty means "use the default"), so the
+Docker image, docker-compose.yml and a plain host share this one file:
+
+    GUNICORN_BIND                 127.0.0.1:8000 (the Docker image sets 0.0.0.0:8000); comma-separated for several
+    GUNICORN_WORKERS              2 x cores + 1, at most 8
+    GUNICORN_THREADS              1 (more than 1 turns the sync worker into gthread)
+    GUNICORN_WORKER_CLASS         sync
+    GUNICORN_TIMEOUT              30 seconds
+    GUNICORN_KEEPALIVE            75 seconds (longer than nginx's upstream keepalive_timeout of 60 s)
+    GUNICORN_MAX_REQUESTS         0 = never recycle workers (jitter: GUNICORN_MAX_REQUESTS_JITTER)
+    GUNICORN_PRELOAD              0 (see post_fork below before turning it on)
+    GUNICORN_FORWARDED_ALLOW_IPS  127.0.0.1,::1 — who may set X-Forwarded-Proto (compose: "*")
+    GUNICORN_ACCESSLOG            "-" (stdout); "" or "off" disables it
+    GUNICORN_LOGLEVEL             info
+    GUNICORN_CONTROL_SOCKET       unset = no control socket (gunicornc); a path turns it on
+
+Client addresses and the https scheme behind nginx are the app's business (werkzeug ProxyFix,
+PROXY_FIX_X_FOR / PROXY_FIX_X_PROTO in config.py): it rewrites REMOTE_ADDR in the WSGI environ,
+so the access log below shows the real client too.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import re
+
+from gunicorn.glogging import Logger
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(_env(name, str(default)))
+
+
+def default_workers() -> int:
+    """The usual 2 x cores + 1, bounded: each sync worker holds a database connection and ~100 MB."""
+    return max(1, min(2 * multiprocessing.cpu_count() + 1, 8))
+
+
+bind = [address.strip() for address in _env("GUNICORN_BIND", "127.0.0.1:8000").split(",") if address.strip()]
+workers = _env_int("GUNICORN_WORKERS", default_workers())
+threads = _env_int("GUNICORN_THREADS", 1)
+worker_class = _env("GUNICORN_WORKER_CLASS", "sync")
+timeout = _env_int("GUNICORN_TIMEOUT", 30)
+graceful_timeout = _env_int("GUNICORN_GRACEFUL_TIMEOUT", 30)
+keepalive = _env_int("GUNICORN_KEEPALIVE", 75)
+max_requests = _env_int("GUNICORN_MAX_REQUESTS", 0)
+max_requests_jitter = _env_int("GUNICORN_MAX_REQUESTS_JITTER", 0)
+preload_app = _env("GUNICORN_PRELOAD", "0").lower() in {"1", "true", "yes", "on"}
+
+# X-Forwarded-Proto from these addresses sets wsgi.url_scheme (nginx on the same host by default).
+forwarded_allow_ips = _env("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+
+# The heartbeat file lives in RAM when /dev/shm exists (a container's overlay disk can stall it).
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+
+# gunicorn 25+ opens a control socket in $HOME by default; two instances on one host would
+# fight over it and a container's non-root user may have no home: off unless asked for.
+_control_socket = _env("GUNICORN_CONTROL_SOCKET", "")
+control_socket_disable = not _control_socket
+if _control_socket:
+    control_socket = _control_socket
+
+loglevel = _env("GUNICORN_LOGLEVEL", "info")
+errorlog = "-"
+_accesslog = _env("GUNICORN_ACCESSLOG", "-")
+accesslog = None if _accesslog.lower() in {"off", "none", "0"} else _accesslog
+
+# No query string (%(q)s, %(r)s), no Referer (%(f)s): either may carry a token. The path itself
+# is redacted for the routes that take a token in the URL (see RedactingLogger).
+access_log_format = '%(h)s - %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms "%(a)s"'
+
+# Paths whose last segment is a secret (SPEC §9: email verification and password-reset links).
+TOKEN_PATHS = re.compile(r"^(/auth/(?:verify|reset)/)[^/?]+")
+
+
+def redact_path(path: str | None) -> str:
+    return TOKEN_PATHS.sub(r"\1[redacted]", path or "")
+
+
+class RedactingLogger(Logger):
+    """Access log atoms with token-bearing paths redacted and no query string or referer."""
+
+    def atoms(self, resp, req, environ, request_time):
+        atoms = super().atoms(resp, req, environ, request_time)
+        atoms["U"] = redact_path(atoms.get("U"))
+        atoms["r"] = f"{atoms.get('m')} {atoms['U']} {atoms.get('H')}"
+        atoms["q"] = "-"
+        atoms["f"] = "-"
+        return atoms
+
+
+logger_class = RedactingLogger
+
+
+def post_fork(server, worker):
+    """With preload_app the master imported the app before forking: a child must not reuse the
+    parent's pooled database connections (two processes on one socket corrupt the protocol).
+    `dispose(close=False)` drops the inherited pool without closing the parent's connections.
+    Redis clients (redis-py) already reset their pools when they notice a new process id."""
+    if not preload_app:
+        return
+    import sys
+
+    run = sys.modules.get("run")
+    if run is None:
+        return
+    from app.extensions import db
+
+    with run.app.app_context():
+        db.engine.dispose(close=False)

@@ -1,0 +1,433 @@
+"""Deployment files, checked without a Docker engine (there is none on the build machine):
+nginx's own `nginx -t` on deploy/nginx.conf, the compose file parsed as YAML, the Dockerfile's
+contents, gunicorn.conf.py loaded through gunicorn's settings, ProxyFix behind a proxy, and a real
+nginx -> gunicorn -> app run on 127.0.0.1 through deploy/entrypoint.sh.
+"""
+from __future__ import annotations
+
+import gzip
+import html
+import http.client
+import json
+import os
+import re
+import runpy
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from flask import request, request_started
+
+ROOT = Path(__file__).resolve().parents[2]
+NGINX_CONF = ROOT / "deploy" / "nginx.conf"
+NGINX_HINT = "nginx not found: install Debian's nginx with `apt-get install -y nginx` (.ci/run does)."
+
+
+def nginx_binary() -> str:
+    found = shutil.which("nginx") or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None)
+    if not found:
+        if os.environ.get("REQUIRE_E2E"):  # CI installs nginx: a missing one fails the run there
+            pytest.fail(NGINX_HINT)
+        pytest.skip(NGINX_HINT)
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def render_nginx_conf(tmp: Path, *, upstream: str, listen: str, static_root: Path) -> Path:
+    """A copy of deploy/nginx.conf runnable here: upstream on 127.0.0.1, pid, logs and temp files
+    under `tmp`, static files from `static_root`. Every substitution must match, so the test
+    notices when the real file drifts away from what it checks."""
+    text = NGINX_CONF.read_text()
+    (tmp / "logs").mkdir(parents=True, exist_ok=True)
+    temp = tmp / "temp"
+    temp.mkdir(exist_ok=True)
+    temp_paths = "".join(f"    {kind}_temp_path {temp / kind};\n" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    substitutions = [
+        ("user nginx;", "user root;" if os.geteuid() == 0 else ""),  # Debian has no "nginx" user
+        ("worker_processes auto;", "worker_processes 1;"),
+        ("pid /var/run/nginx.pid;", f"pid {tmp / 'nginx.pid'};"),
+        ("/var/log/nginx/", f"{tmp / 'logs'}/"),
+        ("server web:8000 ", f"server {upstream} "),
+        ("listen 80;", f"listen {listen};"),
+        ("alias /srv/static/;", f"alias {static_root}/;"),
+        ("http {\n", "http {\n" + temp_paths),
+    ]
+    for old, new in substitutions:
+        assert old in text, f"deploy/nginx.conf no longer contains {old!r}"
+        text = text.replace(old, new)
+    conf = tmp / "nginx.conf"
+    conf.write_text(text)
+    return conf
+
+
+# --------------------------------------------------------------------------- nginx
+def test_nginx_config_passes_nginx_t(tmp_path):
+    nginx = nginx_binary()
+    conf = render_nginx_conf(tmp_path, upstream="127.0.0.1:8000", listen=f"127.0.0.1:{free_port()}",
+                             static_root=ROOT / "app" / "static")
+    result = subprocess.run([nginx, "-t", "-p", str(tmp_path), "-e", str(tmp_path / "logs" / "error.log"),
+                             "-c", str(conf)], check=False, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert "syntax is ok" in result.stderr and "test is successful" in result.stderr
+
+
+def test_nginx_t_rejects_a_broken_config(tmp_path):
+    """The check above can fail: a config with an unknown directive does not pass."""
+    nginx = nginx_binary()
+    conf = render_nginx_conf(tmp_path, upstream="127.0.0.1:8000", listen=f"127.0.0.1:{free_port()}",
+                             static_root=ROOT / "app" / "static")
+    conf.write_text(conf.read_text().replace("client_max_body_size 2m;", "client_max_body_size 2m;\n    no_such_directive on;"))
+    result = subprocess.run([nginx, "-t", "-p", str(tmp_path), "-e", str(tmp_path / "logs" / "error.log"),
+                             "-c", str(conf)], check=False, capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0 and "no_such_directive" in result.stderr
+
+
+def test_nginx_config_proxies_to_web_and_serves_static():
+    text = NGINX_CONF.read_text()
+    active = "\n".join(line.split("#", 1)[0] for line in text.splitlines())  # without comments
+    assert re.search(r"^events\s*\{", active, re.MULTILINE) and re.search(r"^http\s*\{", active, re.MULTILINE)
+    assert re.search(r"upstream guichet_web\s*\{[^}]*server web:8000", active)
+    assert "proxy_pass http://guichet_web;" in active
+    for header in ("Host $host", "X-Forwarded-For $proxy_add_x_forwarded_for", "X-Forwarded-Proto $scheme"):
+        assert f"proxy_set_header {header};" in active
+    assert "location /static/" in active and "alias /srv/static/;" in active and "expires" in active
+    assert "client_max_body_size" in active and "gzip on;" in active and "server_tokens off;" in active
+    # The app's security headers pass through: nginx hides none of them.
+    assert "proxy_hide_header" not in active
+    # The two-instance layout for issue 9 is written down, ready to uncomment.
+    assert re.search(r"#\s*server 127\.0\.0\.1:8001", text) and re.search(r"#\s*server 127\.0\.0\.1:8002", text)
+
+
+# --------------------------------------------------------------------------- compose
+def load_compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_compose_file_has_the_four_services_wired_together():
+    compose = load_compose()
+    services = compose["services"]
+    assert set(services) >= {"web", "db", "redis", "nginx"}
+
+    web = services["web"]
+    assert web["build"] == "."
+    assert web["env_file"] == ".env" or ".env" in web["env_file"]
+    assert web["depends_on"]["db"]["condition"] == "service_healthy"
+    assert web["depends_on"]["redis"]["condition"] == "service_healthy"
+    env = web["environment"]
+    assert env["GUICHET_ENV"] == "production"
+    assert env["DATABASE_URL"].startswith("postgresql+psycopg://") and "@db:5432/" in env["DATABASE_URL"]
+    assert env["REDIS_URL"] == "redis://redis:6379/0"
+    assert str(env["PROXY_FIX_X_FOR"]) == "1"
+    assert "ports" not in web  # only nginx is published
+
+    db = services["db"]
+    assert db["image"] == "postgres:16"
+    assert any(v.endswith(":/var/lib/postgresql/data") for v in db["volumes"])
+    assert "pg_isready" in " ".join(db["healthcheck"]["test"])
+    assert services["redis"]["image"] == "redis:7" and "healthcheck" in services["redis"]
+
+    nginx = services["nginx"]
+    assert nginx["image"] == "nginx:stable"
+    assert "./deploy/nginx.conf:/etc/nginx/nginx.conf:ro" in nginx["volumes"]
+    assert nginx["depends_on"] == {"web": {"condition": "service_healthy"}} or "web" in nginx["depends_on"]
+    # One volume: web exports its static files there, nginx serves it where nginx.conf says.
+    assert "static:/srv/static" in web["volumes"] and "static:/srv/static:ro" in nginx["volumes"]
+    assert env["STATIC_EXPORT_DIR"] == "/srv/static"
+    assert "static" in compose["volumes"] and "pgdata" in compose["volumes"]
+
+
+def test_compose_file_holds_no_secret():
+    text = (ROOT / "docker-compose.yml").read_text()
+    env = load_compose()["services"]["web"]["environment"]
+    assert "SECRET_KEY" not in env and "TICKET_SIGNING_KEY" not in env  # they come from .env
+    # The database password is interpolated from .env, and compose refuses to start without it.
+    assert "${POSTGRES_PASSWORD:?" in env["DATABASE_URL"]
+    assert "${POSTGRES_PASSWORD:?" in load_compose()["services"]["db"]["environment"]["POSTGRES_PASSWORD"]
+    assert "change-me" not in text
+
+
+# --------------------------------------------------------------------------- Dockerfile
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line else "") for line in lines]
+
+
+def test_dockerfile_runs_as_non_root_and_migrates_at_start():
+    instructions = dockerfile_instructions()
+    assert instructions[0] == ("FROM", "python:3.11-slim")
+    users = [arg for op, arg in instructions if op == "USER"]
+    assert users and users[-1] not in {"root", "0", "0:0"}
+    assert any(op == "RUN" and "pip install -r requirements.txt" in arg for op, arg in instructions)
+    assert any(op == "ENV" and "GUICHET_ENV=production" in arg for op, arg in instructions)
+
+    healthcheck = next(arg for op, arg in instructions if op == "HEALTHCHECK")
+    assert "/healthz" in healthcheck and "curl" not in healthcheck and "python" in healthcheck
+
+    entrypoint = json.loads(next(arg for op, arg in instructions if op == "ENTRYPOINT"))
+    assert entrypoint == ["/app/deploy/entrypoint.sh"]
+    cmd = json.loads(next(arg for op, arg in instructions if op == "CMD"))
+    assert cmd == ["gunicorn", "--config", "gunicorn.conf.py", "run:app"]
+
+    script = (ROOT / "deploy" / "entrypoint.sh").read_text()
+    assert os.access(ROOT / "deploy" / "entrypoint.sh", os.X_OK)
+    assert script.index("flask db upgrade") < script.index('exec "$@"')
+
+
+def test_dockerignore_keeps_secrets_and_local_state_out():
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    for entry in (".env", ".venv", "instance/", ".git"):
+        assert entry in ignored
+
+
+def test_runtime_requirements_are_pinned():
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            assert re.fullmatch(r"[A-Za-z0-9_.\-]+(\[[a-z,]+\])?==[0-9][0-9A-Za-z.]*", line), line
+
+
+# --------------------------------------------------------------------------- gunicorn
+def gunicorn_settings(monkeypatch, **env):
+    """gunicorn.conf.py read the way gunicorn reads it: each value goes through its validator."""
+    from gunicorn.config import Config
+
+    for name in [n for n in os.environ if n.startswith("GUNICORN_")]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    namespace = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    cfg = Config()
+    for name, value in namespace.items():
+        if name in cfg.settings:
+            cfg.set(name, value)
+    return cfg, namespace
+
+
+def test_gunicorn_config_has_sane_defaults(monkeypatch):
+    cfg, _ = gunicorn_settings(monkeypatch)
+    assert cfg.bind == ["127.0.0.1:8000"]  # on a host: loopback only (the image sets 0.0.0.0)
+    assert 1 <= cfg.workers <= 8
+    assert cfg.threads >= 1 and cfg.worker_class_str == "sync"
+    assert cfg.timeout >= 30 and cfg.keepalive > 60  # outlives nginx's upstream keepalive
+    assert cfg.preload_app is False
+    assert cfg.control_socket_disable is True
+    assert "127.0.0.1" in cfg.forwarded_allow_ips
+    for atom in ("%(r)s", "%(q)s", "%(f)s"):  # request line and referer may carry tokens
+        assert atom not in cfg.access_log_format
+    assert cfg.logger_class.__name__ == "RedactingLogger"
+
+
+def test_gunicorn_config_follows_the_environment(monkeypatch):
+    cfg, _ = gunicorn_settings(monkeypatch, GUNICORN_BIND="0.0.0.0:8000", GUNICORN_WORKERS="3",
+                               GUNICORN_THREADS="4", GUNICORN_WORKER_CLASS="gthread",
+                               GUNICORN_FORWARDED_ALLOW_IPS="*", GUNICORN_ACCESSLOG="off")
+    assert cfg.bind == ["0.0.0.0:8000"] and cfg.workers == 3 and cfg.threads == 4
+    assert cfg.worker_class_str == "gthread" and cfg.forwarded_allow_ips == ["*"]
+    assert cfg.accesslog is None
+    cfg, _ = gunicorn_settings(monkeypatch, GUNICORN_WORKERS="")  # empty (as in .env) = default
+    assert cfg.workers >= 1
+
+
+def test_gunicorn_access_log_redacts_tokens(monkeypatch):
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    cfg, namespace = gunicorn_settings(monkeypatch)
+    logger = namespace["RedactingLogger"](cfg)
+    environ = {"REQUEST_METHOD": "GET", "RAW_URI": "/auth/reset/tok-SECRET-1?code=123456",
+               "PATH_INFO": "/auth/reset/tok-SECRET-1", "QUERY_STRING": "code=123456",
+               "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "198.51.100.4",
+               "HTTP_REFERER": "https://x.test/auth/verify/tok-SECRET-2"}
+    atoms = logger.atoms(SimpleNamespace(status="200 OK", sent=10, headers=[]), SimpleNamespace(headers=[]),
+                         environ, timedelta(milliseconds=5))
+    line = cfg.access_log_format % atoms
+    assert "SECRET" not in line and "123456" not in line
+    assert "/auth/reset/[redacted]" in line and "198.51.100.4" in line
+    assert namespace["redact_path"]("/auth/verify/abc") == "/auth/verify/[redacted]"
+    assert namespace["redact_path"]("/events/athletics") == "/events/athletics"
+
+
+# --------------------------------------------------------------------------- ProxyFix
+def remote_addrs_seen(app) -> list[tuple[str, str]]:
+    seen: list[tuple[str, str]] = []
+
+    def record(sender, **extra):
+        seen.append((request.remote_addr, request.scheme))
+
+    request_started.connect(record, app, weak=False)
+    return seen
+
+
+FORWARDED = {"X-Forwarded-For": "198.51.100.7, 203.0.113.9", "X-Forwarded-Proto": "https"}
+
+
+@pytest.mark.app_config(PROXY_FIX_X_FOR=1, PROXY_FIX_X_PROTO=1)
+def test_proxy_fix_takes_the_client_address_from_the_proxy(app, client):
+    seen = remote_addrs_seen(app)
+    client.get("/healthz", headers=FORWARDED, environ_base={"REMOTE_ADDR": "10.0.0.2"})
+    # One trusted hop: the address nginx appended (the last one), not what the client claimed.
+    assert seen == [("203.0.113.9", "https")]
+
+
+def test_forwarded_headers_are_ignored_without_the_setting(app, client):
+    assert app.config["PROXY_FIX_X_FOR"] == 0
+    seen = remote_addrs_seen(app)
+    client.get("/healthz", headers=FORWARDED, environ_base={"REMOTE_ADDR": "10.0.0.2"})
+    assert seen == [("10.0.0.2", "http")]
+
+
+def test_production_trusts_one_proxy_hop_by_default():
+    if os.environ.get("PROXY_FIX_X_FOR") or os.environ.get("PROXY_FIX_X_PROTO"):
+        pytest.skip("PROXY_FIX_* set in the environment")
+    from config import DevelopmentConfig, ProductionConfig
+
+    assert ProductionConfig.PROXY_FIX_X_FOR == 1 and ProductionConfig.PROXY_FIX_X_PROTO == 1
+    assert DevelopmentConfig.PROXY_FIX_X_FOR == 0
+
+
+# --------------------------------------------------------------------------- the real stack
+def wait_for_port(port: int, process: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"process exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    pytest.fail(f"nothing answered on 127.0.0.1:{port} within {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
+
+
+def fetch(port: int, path: str, headers: dict | None = None, source: str = "127.0.0.2"):
+    """GET through nginx from another loopback address, so the client is not 127.0.0.1."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=15, source_address=(source, 0))
+    try:
+        connection.request("GET", path, headers=headers or {})
+        response = connection.getresponse()
+        return response, response.read()
+    finally:
+        connection.close()
+
+
+@pytest.mark.slow
+def test_nginx_gunicorn_and_the_entrypoint_serve_guichet_in_production_mode(tmp_path):
+    """deploy/entrypoint.sh (migrations, static export, gunicorn.conf.py) behind deploy/nginx.conf."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from app.services.signing import private_key_seed_b64
+
+    nginx = nginx_binary()
+    app_port, nginx_port = free_port(), free_port()
+    static_dir = tmp_path / "static"
+    access_log = tmp_path / "gunicorn-access.log"
+    env = {
+        "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(tmp_path), "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
+        "GUICHET_ENV": "production",
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "TICKET_SIGNING_KEY": private_key_seed_b64(Ed25519PrivateKey.generate()),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'guichet.sqlite'}",
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "REDIS_URL": "", "MAIL_SERVER": "", "SENTRY_DSN": "",  # nothing from a stray .env
+        "STATIC_EXPORT_DIR": str(static_dir),
+        "GUNICORN_BIND": f"127.0.0.1:{app_port}", "GUNICORN_WORKERS": "2",
+        "GUNICORN_ACCESSLOG": str(access_log),
+    }
+    app_log, nginx_log = tmp_path / "app.log", tmp_path / "nginx.out"
+    with app_log.open("w") as out:
+        web = subprocess.Popen([str(ROOT / "deploy" / "entrypoint.sh")], cwd=tmp_path, env=env,
+                               stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    proxy = None
+    try:
+        wait_for_port(app_port, web, app_log)
+        assert (tmp_path / "guichet.sqlite").exists()  # `flask db upgrade` ran
+        assert (static_dir / "css" / "app.css").read_bytes() == (ROOT / "app/static/css/app.css").read_bytes()
+
+        conf = render_nginx_conf(tmp_path / "nginx", upstream=f"127.0.0.1:{app_port}",
+                                 listen=f"127.0.0.1:{nginx_port}", static_root=static_dir)
+        with nginx_log.open("w") as out:
+            proxy = subprocess.Popen(
+                [nginx, "-p", str(tmp_path / "nginx"), "-e", str(tmp_path / "nginx" / "logs" / "error.log"),
+                 "-c", str(conf), "-g", "daemon off;"],
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for_port(nginx_port, proxy, nginx_log)
+
+        # A page from the app, through nginx: the app's own security headers arrive intact.
+        response, body = fetch(nginx_port, "/", {"X-Forwarded-For": "203.0.113.66", "Accept-Encoding": "gzip"})
+        assert response.status == 200, body[:500]
+        assert "Guichet" in html.unescape(body.decode())
+        assert "frame-ancestors 'none'" in response.getheader("Content-Security-Policy")
+        assert response.getheader("X-Frame-Options") == "DENY"
+        assert response.getheader("Strict-Transport-Security", "").startswith("max-age=")
+        assert response.getheader("Server") == "nginx"  # no version
+        assert response.getheader("Content-Encoding") is None  # no gzip on dynamic pages (BREACH)
+
+        health, health_body = fetch(nginx_port, "/healthz")
+        assert health.status == 200 and json.loads(health_body)["status"] == "ok"
+
+        # Static files come from nginx (the app never sees them), cached and with the headers.
+        css, css_body = fetch(nginx_port, "/static/css/app.css")
+        assert css.status == 200 and css_body == (ROOT / "app/static/css/app.css").read_bytes()
+        assert "max-age=604800" in css.getheader("Cache-Control")
+        assert css.getheader("X-Content-Type-Options") == "nosniff"
+        assert "frame-ancestors 'none'" in css.getheader("Content-Security-Policy")
+        vendor, vendor_body = fetch(nginx_port, "/static/vendor/bootstrap/bootstrap.min.css",
+                                    {"Accept-Encoding": "gzip"})
+        assert vendor.status == 200 and "max-age=2592000" in vendor.getheader("Cache-Control")
+        assert vendor.getheader("Content-Encoding") == "gzip"
+        assert gzip.decompress(vendor_body) == (ROOT / "app/static/vendor/bootstrap/bootstrap.min.css").read_bytes()
+
+        fetch(nginx_port, "/auth/reset/tok-SECRET-42?code=987654")
+        # gunicorn writes the access line just after the response: give it a moment.
+        deadline = time.monotonic() + 10
+        while "/auth/reset/" not in access_log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+        gunicorn_lines = access_log.read_text().splitlines()
+        home_line = next(line for line in gunicorn_lines if '"GET / HTTP/1.1"' in line)
+        # ProxyFix (production default: one hop) gives the real client, not nginx's 127.0.0.1
+        # nor the address the client forged in X-Forwarded-For.
+        assert home_line.startswith("127.0.0.2 "), home_line
+        assert not any("/static/" in line for line in gunicorn_lines)
+        nginx_access = (tmp_path / "nginx" / "logs" / "access.log").read_text()
+        for log_text in (access_log.read_text(), nginx_access):
+            assert "/auth/reset/[redacted]" in log_text
+            assert "SECRET-42" not in log_text and "987654" not in log_text
+    finally:
+        if proxy is not None:
+            stop(proxy)
+        stop(web)
+    assert "Traceback" not in app_log.read_text(), app_log.read_text()[-3000:]
+
+
+def test_entrypoint_passes_its_arguments_through(tmp_path):
+    """With RUN_MIGRATIONS=0 and no STATIC_EXPORT_DIR, the entrypoint only runs the command."""
+    env = {"PATH": "/usr/bin:/bin", "RUN_MIGRATIONS": "0"}
+    result = subprocess.run([str(ROOT / "deploy" / "entrypoint.sh"), "sh", "-c", "pwd; echo $FLASK_APP"],
+                            check=False, env=env, capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [str(ROOT), "run.py"], result.stdout
