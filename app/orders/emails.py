@@ -6,6 +6,7 @@ from flask import current_app, url_for
 
 from app.mailer import send_mail
 from app.models import Order
+from app.tickets.documents import order_ticket_attachments
 
 
 def _order_url(order: Order) -> str:
@@ -16,6 +17,7 @@ def send_order_confirmation(order: Order) -> bool:
     """The 'your order is paid' email. False (and logged) when it could not be sent."""
     try:
         send_mail(order.user.email, f"Your order {order.code} is confirmed", "order_confirmation",
+                  attachments=order_ticket_attachments(order),  # tickets (issue 7): one PDF per ticket
                   order=order, user=order.user, order_url=_order_url(order))
         return True
     except Exception:

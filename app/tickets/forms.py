@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, StringField
-from wtforms.validators import DataRequired, InputRequired, Length
+from wtforms.validators import DataRequired, Length
 
 
 class ScanForm(FlaskForm):
@@ -11,7 +11,7 @@ class ScanForm(FlaskForm):
 
     payload = StringField(
         "Ticket code",
-        validators=[InputRequired("Scan a ticket or type its code."),
+        validators=[DataRequired("Scan a ticket or type its code."),
                     Length(max=512, message="That is far too long to be a ticket code.")],
         filters=[lambda value: value.strip() if isinstance(value, str) else value],
     )
