@@ -194,6 +194,24 @@ class AuthActions:
     def logout(self, client=None):
         return (client or self._client).post("/auth/logout")
 
+    def login_2fa(self, user, secret=None, *, code=None, client=None, **login_kwargs):
+        """Password, then the second step (/auth/2fa) with `code`, or with a TOTP made from
+        `secret` for a step not used yet (the current one, else the next: inside the ±1 window)."""
+        from datetime import UTC, datetime
+
+        import pyotp
+
+        from app.models import User
+        from app.services.totp import STEP_SECONDS, time_step
+
+        client = client or self._client
+        self.login(user, client=client, **login_kwargs)
+        if code is None:
+            last = db.session.scalar(sa.select(User.totp_last_step).where(User.id == user.id))
+            step = max(time_step(datetime.now(UTC)), (last or 0) + 1)
+            code = pyotp.TOTP(secret or user.totp_secret).at(step * STEP_SECONDS)
+        return client.post("/auth/2fa", data={"code": code})
+
 
 @pytest.fixture
 def auth(client):

@@ -47,6 +47,12 @@ def pending_account_key() -> str:
     return f"2fa-user:{user_id}" if user_id else f"2fa-ip:{get_remote_address()}"
 
 
+def failed_code(response) -> bool:
+    """Only refused codes count towards the limits (a success or an expired step redirects),
+    so people logging in behind one shared address are not held up."""
+    return response.status_code != 302
+
+
 def pending_login(now: datetime) -> tuple[User | None, dict | None, str | None]:
     """The user and the pending state, or (None, None, message code) when there is none valid."""
     pending = session.get(PENDING_KEY)
@@ -70,8 +76,8 @@ def pending_login(now: datetime) -> tuple[User | None, dict | None, str | None]:
 
 @bp.route("/2fa", methods=["GET", "POST"])
 @allow(ANYONE)
-@limiter.limit("5/minute", key_func=pending_account_key, methods=["POST"])
-@limiter.limit("5/minute", methods=["POST"])
+@limiter.limit("5/minute", key_func=pending_account_key, methods=["POST"], deduct_when=failed_code)
+@limiter.limit("5/minute", key_func=get_remote_address, methods=["POST"], deduct_when=failed_code)
 def two_factor():
     if current_user.is_authenticated:
         return redirect(url_for("main.home"))
