@@ -276,3 +276,48 @@ def test_successful_logins_do_not_count_towards_the_limit(app):
     for _ in range(7):
         browser = app.test_client()
         assert post_login(browser, user.email, DEFAULT_PASSWORD).status_code == 302
+
+
+# ----------------------------------------------------------------- CSRF and the 2FA step
+def csrf_token_from(html: str) -> str:
+    import re
+
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"', html)
+    return match.group(1) or match.group(2)
+
+
+@pytest.mark.app_config(WTF_CSRF_ENABLED=True)
+def test_login_and_logout_need_the_csrf_token(client):
+    user = UserFactory()
+    refused = post_login(client, user.email, DEFAULT_PASSWORD)
+    assert refused.status_code == 400 and count(UserSession) == 0
+    token = csrf_token_from(client.get("/auth/login").get_data(as_text=True))
+    ok = post_login(client, user.email, DEFAULT_PASSWORD, csrf_token=token)
+    assert ok.status_code == 302
+    assert client.post("/auth/logout").status_code == 400  # no token: still logged in
+    assert client.get("/account/").status_code == 200
+    html = client.get("/account/").get_data(as_text=True)
+    assert client.post("/auth/logout", data={"csrf_token": csrf_token_from(html)}).status_code == 302
+    assert client.get("/account/").status_code == 302
+
+
+def test_2fa_step_ends_in_complete_login(client):
+    pytest.importorskip("app.auth.two_factor")
+    from datetime import datetime
+
+    import pyotp
+
+    secret = pyotp.random_base32()
+    user = UserFactory(totp_secret=secret, totp_enabled_at=datetime.now(UTC))
+    before = session_cookie(client) or ""
+    post_login(client, user.email, DEFAULT_PASSWORD, next="/account/", remember="y")
+    response = client.post("/auth/2fa", data={"code": pyotp.TOTP(secret).now()},
+                           environ_overrides={"REMOTE_ADDR": "192.0.2.10"})
+    assert response.status_code == 302 and response.headers["Location"] == "/account/"
+    assert session_cookie(client) != before
+    assert client.get_cookie("guichet_remember") is not None
+    row = db.session.scalar(sa.select(UserSession))
+    assert row.user_id == user.id
+    event = db.session.scalar(sa.select(AuditEvent).where(AuditEvent.type == "login_succeeded"))
+    assert event.details["method"] == "totp"
+    assert client.get("/account/").status_code == 200
