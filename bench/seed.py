@@ -54,6 +54,7 @@ def table_defaults(table_name: str, given: list[str]) -> tuple[list[str], list]:
     Other areas add columns while the benchmark is written; a NOT NULL column with a Python
     default gets that default, and one without any default stops the seed with its name.
     """
+    import app.models  # noqa: F401 (registers every table)
     from app.extensions import db
 
     table = db.metadata.tables[table_name]

@@ -1,0 +1,188 @@
+"""A small browser for load tests: one aiohttp session (own cookie jar) per virtual user.
+
+It reads forms the way a browser does (hidden inputs such as `csrf_token`, selects with their
+selected option), posts them, follows redirects, and times each step as a client-side round
+trip on loopback (server time + a little client time; no network in between).
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+
+import aiohttp
+
+
+@dataclass
+class Form:
+    action: str
+    method: str
+    fields: dict = field(default_factory=dict)
+
+    def filled(self, **values) -> dict:
+        data = dict(self.fields)
+        data.update({k: str(v) for k, v in values.items()})
+        return data
+
+
+class FormParser(HTMLParser):
+    """Every <form> with its action, method and default field values (hidden, text, select)."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.forms: list[Form] = []
+        self._select: str | None = None
+        self._first_option: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "form":
+            self.forms.append(Form(a.get("action") or "", (a.get("method") or "get").lower()))
+        elif not self.forms:
+            return
+        elif tag in ("input", "button") and a.get("name"):
+            kind = (a.get("type") or ("submit" if tag == "button" else "text")).lower()
+            if kind in ("checkbox", "radio") and "checked" not in a:
+                return
+            if kind == "submit":
+                return
+            self.forms[-1].fields[a["name"]] = a.get("value") or ""
+        elif tag == "select" and a.get("name"):
+            self._select, self._first_option = a["name"], None
+        elif tag == "option" and self._select:
+            value = a.get("value") or ""
+            if self._first_option is None:
+                self._first_option = value
+                self.forms[-1].fields.setdefault(self._select, value)
+            if "selected" in a:
+                self.forms[-1].fields[self._select] = value
+
+    def handle_endtag(self, tag):
+        if tag == "select":
+            self._select = None
+
+
+def parse_forms(html: str) -> list[Form]:
+    parser = FormParser()
+    parser.feed(html)
+    return parser.forms
+
+
+_CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"')
+
+
+def csrf_token(html: str) -> str | None:
+    match = _CSRF.search(html)
+    return (match.group(1) or match.group(2)) if match else None
+
+
+@dataclass
+class Page:
+    status: int
+    url: str
+    text: str
+    seconds: float
+    history: tuple = ()
+
+    def forms(self) -> list[Form]:
+        return parse_forms(self.text)
+
+    def form(self, action_contains: str, **matching) -> Form:
+        for form in self.forms():
+            if action_contains in form.action and all(form.fields.get(k) == str(v) for k, v in matching.items()):
+                return form
+        raise LookupError(f"no form with action containing {action_contains!r} {matching or ''} on {self.url}")
+
+    @property
+    def path(self) -> str:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.url)
+        return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+class Browser:
+    """One virtual user. `connector` may be shared (a pool, like nginx's upstream keep-alive)."""
+
+    def __init__(self, base: str, connector: aiohttp.BaseConnector | None = None, timeout: float = 60.0):
+        if not base.startswith("http://127.0.0.1:"):
+            raise ValueError("load goes to 127.0.0.1 only")
+        self.base = base.rstrip("/")
+        self.status_counts: dict[int, int] = {}
+        self.session = aiohttp.ClientSession(
+            cookie_jar=aiohttp.CookieJar(unsafe=True),  # unsafe=True: keep cookies set by an IP host
+            connector=connector, connector_owner=connector is None,
+            timeout=aiohttp.ClientTimeout(total=timeout),
+        )
+
+    def _url(self, path: str) -> str:
+        return path if path.startswith("http") else f"{self.base}{path}"
+
+    async def _request(self, method: str, path: str, **kwargs) -> Page:
+        t0 = time.perf_counter()
+        async with self.session.request(method, self._url(path), **kwargs) as resp:
+            text = await resp.text()
+            for hop in (*resp.history, resp):
+                self.status_counts[hop.status] = self.status_counts.get(hop.status, 0) + 1
+            return Page(resp.status, str(resp.url), text, time.perf_counter() - t0,
+                        tuple(h.status for h in resp.history))
+
+    async def get(self, path: str, **kwargs) -> Page:
+        return await self._request("GET", path, **kwargs)
+
+    async def post(self, path: str, data: dict | None = None, **kwargs) -> Page:
+        return await self._request("POST", path, data=data, **kwargs)
+
+    async def submit(self, form: Form, **values) -> Page:
+        if form.method != "post":
+            return await self.get(form.action, params=form.filled(**values))
+        return await self.post(form.action, form.filled(**values))
+
+    async def post_json(self, path: str, payload: dict, headers: dict | None = None) -> tuple[int, dict | None, float]:
+        t0 = time.perf_counter()
+        async with self.session.post(self._url(path), json=payload, headers=headers) as resp:
+            self.status_counts[resp.status] = self.status_counts.get(resp.status, 0) + 1
+            try:
+                body = await resp.json(content_type=None)
+            except ValueError:
+                body = None
+            return resp.status, body, time.perf_counter() - t0
+
+    def cookie(self, name: str) -> str | None:
+        for morsel in self.session.cookie_jar:
+            if morsel.key == name:
+                return morsel.value
+        return None
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+def server_errors(browsers) -> int:
+    return sum(n for b in browsers for status, n in b.status_counts.items() if status >= 500)
+
+
+class LoginFailed(RuntimeError):
+    pass
+
+
+async def log_in(browser: Browser, email: str, password: str, totp_secret: str | None = None) -> Page:
+    """The real login: GET the form (CSRF token), POST it, and answer the 2FA step when asked."""
+    page = await browser.get("/auth/login")
+    page = await browser.submit(page.form("/auth/login"), email=email, password=password)
+    if "/auth/2fa" in page.url:
+        if not totp_secret:
+            raise LoginFailed(f"{email}: the server asks for a second factor")
+        import asyncio
+
+        import pyotp
+
+        totp = pyotp.TOTP(totp_secret)
+        page = await browser.submit(page.form("/auth/2fa"), code=totp.now())
+        if "/auth/2fa" in page.url:  # this step's code was used moments ago (replay guard): next step
+            await asyncio.sleep(30.5 - time.time() % 30)
+            page = await browser.submit(page.form("/auth/2fa"), code=totp.now())
+    if page.status != 200 or "/auth/" in page.url:
+        raise LoginFailed(f"{email}: login ended on {page.url} ({page.status})")
+    return page

@@ -1,0 +1,72 @@
+"""Profile one gunicorn worker with py-spy while wrk (or a callable) loads it; print the hot spots.
+
+    .venv/bin/python bench/profile.py /events/ [--seconds 10] [--connections 4]
+
+Starts a single sync worker (so every sample is a request of interest), records with py-spy
+(raw collapsed stacks in bench/out/profile-*.txt) and prints the functions with the largest
+inclusive share, restricted to frames from the app and its libraries.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import common
+
+PY_SPY = Path(sys.executable).parent / "py-spy"
+
+
+def hot_spots(raw: Path, top: int = 45) -> list[tuple[float, str]]:
+    inclusive: Counter = Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        n = int(count)
+        total += n
+        seen = set()
+        for frame in stack.split(";"):
+            name, _, where = frame.partition(" (")
+            key = f"{name} ({where.rsplit('/', 2)[-2:] and '/'.join(where.rsplit('/', 2)[-2:])}"
+            key = key.split(":")[0] + ")"
+            if key not in seen:
+                seen.add(key)
+                inclusive[key] += n
+    return [(100 * n / total, key) for key, n in inclusive.most_common(top)] if total else []
+
+
+def profile(path: str, seconds: int = 10, connections: int = 4, headers: dict | None = None,
+            script: Path | None = None, model: common.WorkerModel | None = None) -> Path:
+    model = model or common.WorkerModel(1, 1, "sync")
+    out = common.OUT / f"profile-{path.strip('/').replace('/', '_') or 'root'}.txt"
+    with common.running_server(model) as server:
+        common.http_get(server.url + path, headers=headers)
+        spy = subprocess.Popen([str(PY_SPY), "record", "-p", str(server.worker_pids()[0]), "-d", str(seconds),
+                                "-r", "250", "-f", "raw", "-o", str(out)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        result = common.run_wrk(server.url + path, threads=1, connections=connections, duration=seconds,
+                                headers=headers, script=script)
+        spy.wait(seconds + 30)
+    print(f"{path}: {result['rps']} req/s, p50 {result['p50_ms']} ms (1 sync worker, {connections} connections, "
+          f"loadavg {common.loadavg()})")
+    return out
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("path")
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--top", type=int, default=45)
+    args = parser.parse_args(argv)
+    raw = profile(args.path, args.seconds, args.connections)
+    for share, key in hot_spots(raw, args.top):
+        print(f"{share:5.1f}%  {key}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,221 @@
+"""The on-sale rush: N logged-in buyers run the whole purchase at once against too few seats.
+
+    .venv/bin/python bench/rush.py [--buyers 600] [--seats 500]
+
+Setup (not timed): a fresh published event with `--seats` seats and a Solo offer; `--buyers`
+verified customers created with SQL COPY whose password hash has bcrypt cost 4 (cost 12 would
+make the 600 setup logins take minutes on 2 cores; bench/logins.py measures cost-12 logins).
+Every buyer then logs in through the real /auth/login form (CSRF token read from the form) and
+keeps its own cookie jar, so each has its own server-side session.
+
+The rush (timed): all buyers start together and each, like a browser, opens the event page,
+posts the add-to-cart form, opens the checkout review, posts "place order", and pays on the
+order page with the success card 4242 4242 4242 4242, following every redirect. Times are
+client-side round trips on loopback (they include all server time, the client's own parsing,
+and queueing when all workers are busy). Afterwards the database is checked: paid seats never
+exceed capacity (oversell = 0), and equal capacity (or the demand when it is smaller).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import common
+from bench.browser import Browser, log_in, server_errors
+
+SUCCESS_CARD = "4242424242424242"
+BUYER_BCRYPT_COST = 4
+PRICE_CENTS = 5000
+
+
+# --------------------------------------------------------------------------- setup (SQL)
+def create_rush_event(seats: int, label: str) -> dict:
+    stamp = datetime.now(UTC)
+    slug = f"rush-{label}-{stamp:%Y%m%d%H%M%S}-{os.urandom(2).hex()}"
+    with common.pg_connect() as conn:
+        event_id = conn.execute(
+            "INSERT INTO events (title, slug, sport, venue, starts_at, capacity, seats_taken, description, "
+            "published, created_at) VALUES (%s, %s, 'Athletics', 'Stade de France', %s, %s, 0, %s, true, %s) "
+            "RETURNING id",
+            (f"Rush — Men's 100m Final ({label})", slug, stamp + timedelta(days=10), seats,
+             "On-sale rush benchmark.", stamp)).fetchone()[0]
+        offer_id = conn.execute(
+            "INSERT INTO offers (event_id, kind, name, persons, price_cents, published) "
+            "VALUES (%s, 'solo', 'Solo', 1, %s, true) RETURNING id", (event_id, PRICE_CENTS)).fetchone()[0]
+        conn.commit()
+    return {"event_id": event_id, "offer_id": offer_id, "slug": slug, "capacity": seats}
+
+
+def create_buyers(count: int, label: str) -> list[str]:
+    """Verified customers, bulk-inserted; one cost-4 bcrypt hash shared by all."""
+    import bcrypt
+
+    from bench.seed import copy_rows
+
+    common.use_app()
+    password_hash = bcrypt.hashpw(common.PASSWORD.encode(), bcrypt.gensalt(BUYER_BCRYPT_COST)).decode()
+    now = datetime.now(UTC)
+    tag = f"{label}{now:%H%M%S}{os.urandom(2).hex()}"
+    emails = [f"rush{tag}-{i:05d}@bench.test" for i in range(count)]
+    rows = [(f"r{tag}{i:05d}", email, f"r{tag}{i:05d}", "Rush", f"Buyer {i:05d}", password_hash, os.urandom(32),
+             "customer", now, now) for i, email in enumerate(emails)]
+    with common.pg_connect() as conn:
+        copy_rows(conn, "users", ["username", "email", "username_key", "first_name", "last_name", "password_hash",
+                                  "user_key", "role", "email_verified_at", "created_at"], rows)
+        conn.commit()
+    return emails
+
+
+def sold_seats(event_id: int) -> dict:
+    with common.pg_connect() as conn:
+        capacity, taken = conn.execute("SELECT capacity, seats_taken FROM events WHERE id = %s", (event_id,)).fetchone()
+        paid_seats, paid_orders = conn.execute(
+            "SELECT coalesce(sum(l.quantity * l.persons), 0), count(DISTINCT o.id) FROM order_lines l "
+            "JOIN orders o ON o.id = l.order_id WHERE l.event_id = %s AND o.status = 'paid'", (event_id,)).fetchone()
+        tickets = conn.execute("SELECT count(*) FROM tickets WHERE event_id = %s AND voided_at IS NULL",
+                               (event_id,)).fetchone()[0]
+    return {"capacity": capacity, "seats_taken": taken, "paid_seats": int(paid_seats),
+            "paid_orders": paid_orders, "tickets": tickets}
+
+
+# --------------------------------------------------------------------------- the buyers
+async def log_in_all(base: str, emails: list[str], concurrency: int = 24) -> list[Browser]:
+    gate = asyncio.Semaphore(concurrency)
+    browsers = [Browser(base) for _ in emails]
+
+    async def one(browser: Browser, email: str) -> None:
+        async with gate:
+            await log_in(browser, email, common.PASSWORD)
+
+    await asyncio.gather(*(one(b, e) for b, e in zip(browsers, emails, strict=True)))
+    return browsers
+
+
+async def purchase(browser: Browser, event: dict, start: asyncio.Event) -> dict:
+    """One buyer's whole purchase; returns step times (s) and the outcome."""
+    await start.wait()
+    steps: dict[str, float] = {}
+    t0 = time.perf_counter()
+    page = await browser.get(f"/events/{event['slug']}")
+    steps["event_page"] = page.seconds
+    add_form = page.form("/cart/add", offer_id=event["offer_id"])
+    page = await browser.submit(add_form, quantity=1)
+    steps["add_to_cart"] = page.seconds
+    page = await browser.get("/cart/checkout")
+    steps["checkout_review"] = page.seconds
+    try:
+        place_form = page.form("/orders")
+    except LookupError:
+        return {"outcome": "no_checkout", "steps": steps, "total": time.perf_counter() - t0}
+    page = await browser.submit(place_form)
+    steps["placement"] = page.seconds
+    if "/orders/" not in page.url or page.status != 200:
+        outcome = "sold_out" if page.status < 500 else f"http_{page.status}"
+        return {"outcome": outcome, "steps": steps, "total": time.perf_counter() - t0}
+    now = datetime.now(UTC)
+    page = await browser.submit(page.form("/pay"), number=SUCCESS_CARD, exp_month=f"{now.month:02d}",
+                                exp_year=str(now.year + 2), cvv="123", holder="Rush Buyer")
+    steps["payment"] = page.seconds
+    paid = page.status == 200 and "/pay" not in page.url
+    return {"outcome": "paid" if paid else f"payment_{page.status}", "steps": steps,
+            "total": time.perf_counter() - t0}
+
+
+async def rush(base: str, buyers: int, seats: int, label: str = "single", check_bases: tuple = ()) -> dict:
+    event = create_rush_event(seats, label)
+    emails = create_buyers(buyers, label)
+    t_login = time.perf_counter()
+    browsers = await log_in_all(base, emails)
+    login_seconds = time.perf_counter() - t_login
+    valid_elsewhere = await sessions_valid_on(check_bases, browsers[:20]) if check_bases else None
+    start = asyncio.Event()
+    tasks = [asyncio.create_task(purchase(b, event, start)) for b in browsers]
+    await asyncio.sleep(0.5)  # every buyer is waiting at the gate
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    start.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    wall, client_cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    errors_5xx = server_errors(browsers)
+    for b in browsers:
+        await b.close()
+    return summarise(results, event, wall, client_cpu, errors_5xx, buyers, login_seconds, valid_elsewhere)
+
+
+async def sessions_valid_on(bases: tuple, browsers: list[Browser]) -> dict:
+    """Each buyer's session cookie, sent straight to every instance, is still logged in there."""
+    valid = {}
+    for base in bases:
+        ok = 0
+        for browser in browsers:
+            page = await browser.get(f"{base}/orders/")
+            ok += page.status == 200 and "/auth/login" not in page.url
+        valid[base] = f"{ok}/{len(browsers)}"
+    return valid
+
+
+def summarise(results, event, wall, client_cpu, errors_5xx, buyers, login_seconds, valid_elsewhere) -> dict:
+    crashed = [r for r in results if isinstance(r, BaseException)]
+    done = [r for r in results if isinstance(r, dict)]
+    paid = [r for r in done if r["outcome"] == "paid"]
+    outcomes: dict[str, int] = {}
+    for r in done:
+        outcomes[r["outcome"]] = outcomes.get(r["outcome"], 0) + 1
+    if crashed:
+        outcomes["client_exception"] = len(crashed)
+        print(f"rush: {len(crashed)} buyers failed in the client, first: {crashed[0]!r}", file=sys.stderr)
+    db = sold_seats(event["event_id"])
+    demand = buyers  # one seat each
+    sold = db["paid_seats"]
+
+    def step(name, rows):
+        return common.summary_ms([r["steps"][name] for r in rows if name in r["steps"]])
+
+    placement, payment = step("placement", paid), step("payment", paid)
+    whole = common.summary_ms([r["total"] for r in paid])
+    return {
+        "rush_buyers": buyers, "rush_capacity": db["capacity"], "rush_seats_sold": sold,
+        "rush_sold_equals_expected": sold == min(db["capacity"], demand),
+        "oversell": max(0, sold - db["capacity"]), "rush_tickets_issued": db["tickets"],
+        "orders_completed": len(paid), "rush_wall_s": round(wall, 2),
+        "orders_per_minute": round(len(paid) / wall * 60, 1) if wall else 0.0,
+        "placement_p50_ms": placement["p50"], "placement_p99_ms": placement["p99"],
+        "payment_p50_ms": payment["p50"], "payment_p99_ms": payment["p99"],
+        "purchase_p50_ms": whole["p50"], "purchase_p99_ms": whole["p99"],
+        "add_to_cart_p50_ms": step("add_to_cart", paid)["p50"], "event_page_p50_ms": step("event_page", paid)["p50"],
+        "checkout_review_p50_ms": step("checkout_review", paid)["p50"],
+        "errors_5xx": errors_5xx, "rush_outcomes": outcomes, "rush_client_cpu_s": round(client_cpu, 2),
+        "rush_login_setup_s": round(login_seconds, 1),
+        **({"rush_sessions_valid_on_each_instance": valid_elsewhere} if valid_elsewhere else {}),
+    }
+
+
+def measure(base: str, buyers: int = 600, seats: int = 500, label: str = "single", check_bases: tuple = ()) -> dict:
+    if seats >= buyers:
+        raise SystemExit("rush: the event must have fewer seats than buyers")
+    return asyncio.run(rush(base, buyers, seats, label, check_bases))
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--buyers", type=int, default=600)
+    parser.add_argument("--seats", type=int, default=500)
+    args = parser.parse_args(argv)
+    common.flush_redis()
+    with common.running_server() as server:
+        figures = measure(server.url, args.buyers, args.seats)
+        figures["rush_workers"] = server.model.label
+        figures.update(common.worker_rss(server, "rush"))
+    common.print_figures(f"rush ({args.buyers} buyers, {args.seats} seats)", figures)
+    common.record("rush", figures)
+    return figures
+
+
+if __name__ == "__main__":
+    main()
