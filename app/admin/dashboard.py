@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import current_app, has_app_context, render_template, request
 from flask_wtf import FlaskForm
-from wtforms import DateField, SelectField
+from wtforms import DateField, SelectChoice, SelectField
 from wtforms.validators import Optional, ValidationError
 
 from app.admin import bp
@@ -58,9 +58,9 @@ def _install_stats_invalidation(_state) -> None:
     install_stats_invalidation(db.session, bump_stats_cache)
 
 
-def event_choices() -> list[tuple[str, str]]:
+def event_choices() -> list[SelectChoice]:
     rows = db.session.execute(sa.select(Event.id, Event.title).order_by(Event.starts_at, Event.id))
-    return [("", "All events")] + [(str(event_id), title) for event_id, title in rows]
+    return [SelectChoice("", "All events")] + [SelectChoice(str(event_id), title) for event_id, title in rows]
 
 
 def filters_from_request() -> tuple[DateRangeFilterForm, StatsFilters, bool]:

@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
 from app.models import Order, User
-from app.services.errors import NotFound
 
 
 def search_orders_query(text: str | None = None, *, status: str | None = None):
@@ -19,9 +17,3 @@ def search_orders_query(text: str | None = None, *, status: str | None = None):
         stmt = stmt.where(Order.status == status)
     return stmt
 
-
-def get_order_by_code(session: Session, code: str) -> Order:
-    order = session.scalar(sa.select(Order).where(Order.code == code.strip().upper()))
-    if order is None:
-        raise NotFound()
-    return order
