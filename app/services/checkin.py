@@ -228,8 +228,8 @@ def _result(verdict: str, now: datetime, row, *, checked_in_at, checked_in_by) -
 
 
 def _record(session: Session, result: ScanResult, *, staff_id: int | None, event_id: int | None) -> ScanResult:
-    session.add(CheckIn(ticket_id=result.ticket_id, event_id=event_id, staff_id=staff_id,
-                        verdict=result.verdict, scanned_at=result.scanned_at))
+    session.execute(sa.insert(CheckIn).values(ticket_id=result.ticket_id, event_id=event_id, staff_id=staff_id,
+                                              verdict=result.verdict, scanned_at=result.scanned_at))
     session.commit()
     return result
 

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.models import ScannerToken, User
+from app.models import Role, ScannerToken, User
 from app.services import audit
 from app.services.errors import DomainError, NotFound
 
@@ -24,6 +24,7 @@ TOKEN_PREFIX = "gchs_"
 _TOKEN_RE = re.compile(r"gchs_[A-Za-z0-9_-]{43}")
 HINT_CHARS = 10
 TOUCH_EVERY = timedelta(minutes=10)  # last_used_at is refreshed at most this often
+STAFF_ROLES = (Role.STAFF.value, Role.ADMIN.value)
 
 
 def new_token_text() -> str:
@@ -81,20 +82,20 @@ def scanner_tokens_of(session: Session, user_id: int) -> list[ScannerToken]:
     ))
 
 
-def staff_for_token(session: Session, token: str | None, *, now: datetime) -> User | None:
-    """The active staff member or admin a bearer token acts for, or None. One query."""
+def staff_id_for_token(session: Session, token: str | None, *, now: datetime) -> int | None:
+    """The id of the active staff member or admin a bearer token acts for, or None. One query."""
     if not token or not _TOKEN_RE.fullmatch(token):
         return None
     row = session.execute(
-        sa.select(ScannerToken, User).join(User, User.id == ScannerToken.user_id)
+        sa.select(ScannerToken.id, ScannerToken.revoked_at, ScannerToken.expires_at, ScannerToken.last_used_at,
+                  User.id.label("user_id"), User.role, User.disabled_at)
+        .join(User, User.id == ScannerToken.user_id)
         .where(ScannerToken.token_hash == hash_token(token))
     ).one_or_none()
-    if row is None:
+    if (row is None or row.revoked_at is not None or row.expires_at <= now or row.disabled_at is not None
+            or row.role not in STAFF_ROLES):
         return None
-    scanner_token, user = row
-    if not scanner_token.is_usable(now) or not user.is_active or not user.is_staff:
-        return None
-    if scanner_token.last_used_at is None or now - scanner_token.last_used_at >= TOUCH_EVERY:
-        scanner_token.last_used_at = now
+    if row.last_used_at is None or now - row.last_used_at >= TOUCH_EVERY:
+        session.execute(sa.update(ScannerToken).where(ScannerToken.id == row.id).values(last_used_at=now))
         session.commit()
-    return user
+    return row.user_id

@@ -29,7 +29,7 @@ from app.services.scanner_tokens import (
     create_scanner_token,
     revoke_scanner_token,
     scanner_tokens_of,
-    staff_for_token,
+    staff_id_for_token,
 )
 from app.services.tickets import ticket_for_viewer, tickets_of_user
 from app.tickets import bp
@@ -94,14 +94,14 @@ def scan():
 @allow(ANYONE)  # authenticated below: a staff session (with CSRF) or a scanner token
 @csrf.exempt
 def api_check_in():
-    staff, refusal = _api_caller()
+    staff_id, refusal = _api_caller()
     if refusal is not None:
         return refusal
     data = request.get_json(silent=True)
     payload = data.get("payload") if isinstance(data, dict) else None
     if not isinstance(payload, str):
         return jsonify(error="payload_required", message=message_for("api_payload_required")), 400
-    result = check_in(db.session, public_key(), payload, staff_id=staff.id, now=utcnow(),
+    result = check_in(db.session, public_key(), payload, staff_id=staff_id, now=utcnow(),
                       ip_address=request.remote_addr)
     body = result.as_json()
     body["message"] = message_for(f"scan_{result.verdict}")
@@ -109,16 +109,16 @@ def api_check_in():
 
 
 def _api_caller():
-    """(staff user, None) or (None, refusal response)."""
+    """(staff user id, None) or (None, refusal response)."""
     header = request.headers.get("Authorization")
     if header is not None:
         scheme, _, token = header.partition(" ")
-        user = staff_for_token(db.session, token.strip(), now=utcnow()) if scheme.lower() == "bearer" else None
-        if user is None:
+        user_id = staff_id_for_token(db.session, token.strip(), now=utcnow()) if scheme.lower() == "bearer" else None
+        if user_id is None:
             response = jsonify(error="invalid_token", message=message_for("api_login_required"))
             response.headers["WWW-Authenticate"] = 'Bearer realm="guichet", error="invalid_token"'
             return None, (response, 401)
-        return user, None
+        return user_id, None
     if not current_user.is_authenticated:
         response = jsonify(error="login_required", message=message_for("api_login_required"))
         response.headers["WWW-Authenticate"] = 'Bearer realm="guichet"'
@@ -129,7 +129,7 @@ def _api_caller():
         return None, (jsonify(error="forbidden", message=message_for("api_staff_only")), 403)
     if current_app.config.get("REQUIRE_2FA_FOR_STAFF") and not current_user.has_2fa:
         return None, (jsonify(error="2fa_required", message=message_for("2fa_required_for_staff")), 403)
-    return current_user._get_current_object(), None
+    return current_user.id, None
 
 
 @bp.get("/public-key.pem")

@@ -391,3 +391,24 @@ def test_cli_users_rotate_key(runner, customer, ticket, outbox):
     assert message.recipients == [customer.email]
     assert [a.filename for a in message.attachments] == [f"guichet-ticket-{ticket.number}.pdf"]
     assert "/tickets/" in message.body
+
+
+def test_a_token_check_in_costs_five_statements(app, staff, customer):
+    """Token lookup, ticket row (owner key, offer, event, checker), UPDATE, scan record, audit."""
+    from app.services.scanner_tokens import create_scanner_token
+
+    offer = OfferFactory()
+    order = make_paid_order(customer, (offer, 2))
+    first, second = db.session.scalars(sa.select(Ticket).where(Ticket.order_id == order.id).order_by(Ticket.id))
+    payloads = [ticket_payload(first), ticket_payload(second)]
+    _, token = create_scanner_token(db.session, staff, name="Gate", now=datetime.now(UTC), valid_days=1,
+                                    max_tokens=1)
+    device = app.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+    assert device.post(API, json={"payload": payloads[0]}, headers=headers).json["verdict"] == "VALID"
+
+    statements = []
+    sa.event.listen(db.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    assert device.post(API, json={"payload": payloads[1]}, headers=headers).json["verdict"] == "VALID"
+    kinds = [s.split()[0].upper() for s in statements]
+    assert kinds == ["SELECT", "SELECT", "UPDATE", "INSERT", "INSERT"], statements
