@@ -1,4 +1,4 @@
-"""Ticket keys and the signed QR payload (format version 1, see docs/qr-format.md).
+"""Ticket keys and the signed QR payload (format version 1, see "QR payload format" in README.md).
 
 A ticket's QR code carries its id and a prefix of its double-key digest, signed
 with the server's Ed25519 key, so a gate scanner holding only the public key can

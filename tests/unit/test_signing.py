@@ -187,7 +187,7 @@ def test_payload_uses_qr_alphanumeric_mode_and_fits_version_10_at_h(key):
 
 
 def test_base32_gives_a_smaller_qr_than_base64(payload):
-    """The claim in docs/qr-format.md: version 9 (base32) against 10 (base64url)."""
+    """The claim in README.md (QR payload format): version 9 (base32) against 10 (base64url)."""
     raw = base64.b32decode(payload + "=" * (-len(payload) % 8))
     b64 = base64.urlsafe_b64encode(raw).decode().rstrip("=")
     assert (qr_version(payload), qr_version(b64)) == (9, 10)
@@ -260,7 +260,7 @@ def test_load_or_create_key_file_creates_then_reuses(tmp_path):
 
 
 def test_published_test_vector():
-    """The vector in docs/qr-format.md, for people writing scanner apps."""
+    """The vector in README.md (QR payload format), for people writing scanner apps."""
     key = load_private_key("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8")
     digest = double_key_digest(b"\x11" * 32, b"\x22" * 32)
     assert digest.hex() == "5189c77d29fe5d546a045ec46986852785fea5c13ac7da9c115ff5fb6edf817c"
