@@ -56,7 +56,16 @@ def verify_second_factor(session: Session, user: User, code: str | None, *, now:
         return None
     step = verify_totp(user.totp_secret, code, now=now, last_used_step=user.totp_last_step)
     if step is not None:
-        user.totp_last_step = step
+        # Conditional: of two requests racing with one code, only the first moves the step.
+        moved = session.execute(
+            sa.update(User)
+            .where(User.id == user.id, sa.or_(User.totp_last_step.is_(None), User.totp_last_step < step))
+            .values(totp_last_step=step)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if moved != 1:
+            return None
+        user.totp_last_step = step  # same value through the ORM: keeps the object and caches in step
         return TOTP
     candidates = unused_recovery_codes(session, user)
     matched = match_recovery_code(code, [c.code_hash for c in candidates])

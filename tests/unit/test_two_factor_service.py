@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.models import AuditEvent, RecoveryCode
+from app.models import AuditEvent, RecoveryCode, User
 from app.services import two_factor
 from app.services.errors import Conflict, DomainError, NotFound
 from app.services.totp import time_step
@@ -186,3 +186,14 @@ def test_admin_reset(enrolled):
 def test_service_does_not_import_flask():
     source = Path(two_factor.__file__).read_text()
     assert "import flask" not in source and "from flask" not in source
+
+
+def test_a_code_raced_by_another_request_is_refused(enrolled, app):
+    """Another request (its own connection) used the same step first: this one must not pass."""
+    user, _ = enrolled
+    code = oathtool(SECRET, NOW)
+    step = time_step(NOW)
+    with db.engine.begin() as other:
+        other.execute(sa.update(User.__table__).where(User.__table__.c.id == user.id).values(totp_last_step=step))
+    assert user.totp_last_step < step  # this session still holds the old value
+    assert two_factor.verify_second_factor(db.session, user, code, now=NOW) is None
