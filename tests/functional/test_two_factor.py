@@ -535,3 +535,34 @@ def test_auth_helper_logs_in_with_the_second_factor(client, auth):
     assert is_logged_in(client)
     auth.logout()
     assert auth.login_2fa(user, SECRET).status_code == 302  # the next step, not the used one
+
+
+def csrf_token_in(page: str, name: str = "csrf_token") -> str:
+    return re.search(rf'name="{name}"[^>]*value="([^"]+)"', page).group(1)
+
+
+@pytest.mark.app_config(WTF_CSRF_ENABLED=True)
+@freeze_time(T0)
+def test_two_factor_forms_refuse_a_post_without_the_csrf_token(client):
+    user, _ = enrolled_user()
+    login_page = html(client.get("/auth/login"))
+    client.post("/auth/login", data={"email": user.email, "password": DEFAULT_PASSWORD,
+                                     "csrf_token": csrf_token_in(login_page)})
+    code = oathtool(SECRET, T0)
+    refused = client.post("/auth/2fa", data={"code": code})
+    assert refused.status_code == 400 and not is_logged_in(client)
+    token = csrf_token_in(html(client.get("/auth/2fa")))
+    assert client.post("/auth/2fa", data={"code": code, "csrf_token": token}).status_code == 302
+
+    page = html(client.get("/account/2fa"))
+    later = oathtool(SECRET, T0 + timedelta(seconds=30))
+    no_token = client.post("/account/2fa/disable", data={"disable-password": DEFAULT_PASSWORD, "disable-code": later})
+    assert no_token.status_code == 400
+    db.session.refresh(user)
+    assert user.has_2fa
+    with_token = client.post("/account/2fa/disable", data={
+        "disable-password": DEFAULT_PASSWORD, "disable-code": later,
+        "disable-csrf_token": csrf_token_in(page, "disable-csrf_token")})
+    assert with_token.status_code == 302
+    db.session.refresh(user)
+    assert not user.has_2fa
