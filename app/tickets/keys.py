@@ -1,8 +1,9 @@
 """The ticket-signing key of an app: loaded once from the configuration and kept on the app.
 
-`TICKET_SIGNING_KEY` (a PKCS#8 PEM or a base64 32-byte seed) wins. Without it, development and
-testing use the PEM file `TICKET_SIGNING_KEY_FILE`, created on first use; production refuses,
-because a key made on one machine would be unknown to the other web instances.
+`TICKET_SIGNING_KEY` (a PKCS#8 PEM or a base64 32-byte seed) wins. Without it (or with the
+`.env.example` placeholder), development and testing use the PEM file `TICKET_SIGNING_KEY_FILE`,
+created on first use; production refuses to start, because a key made on one machine would be
+unknown to the other web instances.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from app.services.signing import (
     load_private_key,
     public_key_pem,
 )
+from config import EXAMPLE_VALUES
 
 _EXTENSION = "guichet.ticket_keys"
 _lock = threading.Lock()
@@ -57,9 +59,30 @@ def public_key() -> Ed25519PublicKey:
     return ticket_keys().public_key
 
 
+def check_signing_key(app: Flask) -> None:
+    """Production (where TICKET_SIGNING_KEY is a required secret) loads the key at start, so an
+    unreadable key stops the app at once, naming the variable, instead of failing the first
+    ticket. Elsewhere it loads on first use."""
+    if "TICKET_SIGNING_KEY" not in app.config.get("REQUIRED_SECRETS", ()):
+        return
+    from app import ConfigurationError
+
+    try:
+        app.extensions[_EXTENSION] = _load(app)
+    except (SigningKeyMissing, ValueError) as error:
+        raise ConfigurationError(
+            f"TICKET_SIGNING_KEY is not a usable Ed25519 private key ({error}); set TICKET_SIGNING_KEY "
+            "to a PKCS#8 PEM or a base64 32-byte seed before starting Guichet in production."
+        ) from None
+
+
+def _is_placeholder(value: str) -> bool:
+    return value.strip().lower() in EXAMPLE_VALUES or "change-me" in value
+
+
 def _load(app: Flask) -> TicketKeys:
     configured = app.config.get("TICKET_SIGNING_KEY")
-    if configured:
+    if configured and not (_is_placeholder(configured) and app.config.get("ENV_NAME") != "production"):
         private_key = load_private_key(configured)
     elif app.config.get("ENV_NAME") == "production":
         raise SigningKeyMissing(

@@ -37,6 +37,8 @@ from tests.factories import OfferFactory, UserFactory, make_paid_order
 
 NOW = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parents[2]
+PRODUCTION_SECRETS = {"REQUIRED_SECRETS": ("SECRET_KEY", "TICKET_SIGNING_KEY"),
+                      "SECRET_KEY": "a-real-secret-for-this-test-only"}
 
 
 def tickets_of(order):
@@ -214,11 +216,17 @@ def test_development_creates_the_key_file_once(make_app, tmp_path):
         assert ticket_keys().public_pem == pem
 
 
-def test_production_without_a_signing_key_refuses(make_app, tmp_path):
-    app = make_app(TICKET_SIGNING_KEY=None, ENV_NAME="production", TICKET_SIGNING_KEY_FILE=str(tmp_path / "k.pem"))
-    with app.app_context(), pytest.raises(SigningKeyMissing, match="TICKET_SIGNING_KEY"):
+def test_production_without_a_signing_key_never_makes_one(make_app, tmp_path):
+    from app import ConfigurationError
+
+    key_file = tmp_path / "k.pem"
+    with pytest.raises(ConfigurationError, match="TICKET_SIGNING_KEY"):
+        make_app(TICKET_SIGNING_KEY=None, ENV_NAME="production", TICKET_SIGNING_KEY_FILE=str(key_file),
+                 **PRODUCTION_SECRETS)
+    lenient = make_app(TICKET_SIGNING_KEY=None, ENV_NAME="production", TICKET_SIGNING_KEY_FILE=str(key_file))
+    with lenient.app_context(), pytest.raises(SigningKeyMissing, match="TICKET_SIGNING_KEY is not set"):
         ticket_keys()
-    assert not (tmp_path / "k.pem").exists()
+    assert not key_file.exists()
 
 
 # --------------------------------------------------------------------------- layering
@@ -228,3 +236,20 @@ def test_services_do_not_import_flask(module):
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
     assert not {name for name in imported if name.split(".")[0] in ("flask", "flask_login", "flask_wtf")}
+
+
+def test_production_checks_the_key_at_start(make_app):
+    from app import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="TICKET_SIGNING_KEY is not a usable Ed25519 private key"):
+        make_app(ENV_NAME="production", TICKET_SIGNING_KEY="MC4CAQAwBQYDK2VwBCIEIExample", **PRODUCTION_SECRETS)
+    seed = private_key_seed_b64(load_private_key(generate_private_key_pem()))
+    app = make_app(ENV_NAME="production", TICKET_SIGNING_KEY=seed, **PRODUCTION_SECRETS)
+    assert ticket_keys(app).private_key is not None  # loaded at start, kept on the app
+
+
+def test_the_env_example_placeholder_falls_back_to_the_key_file_in_development(make_app, tmp_path):
+    app = make_app(TICKET_SIGNING_KEY="change-me", TICKET_SIGNING_KEY_FILE=str(tmp_path / "dev.pem"))
+    with app.app_context():
+        ticket_keys()
+    assert (tmp_path / "dev.pem").exists()
