@@ -40,20 +40,40 @@ def hot_spots(raw: Path, top: int = 45) -> list[tuple[float, str]]:
 
 
 def profile(path: str, seconds: int = 10, connections: int = 4, headers: dict | None = None,
-            script: Path | None = None, model: common.WorkerModel | None = None) -> Path:
+            script: Path | None = None, model: common.WorkerModel | None = None, script_args=(),
+            prepare=None) -> Path:
+    """`prepare(base_url)` may return extra headers (e.g. a scanner token) before the run."""
     model = model or common.WorkerModel(1, 1, "sync")
     out = common.OUT / f"profile-{path.strip('/').replace('/', '_') or 'root'}.txt"
     with common.running_server(model) as server:
-        common.http_get(server.url + path, headers=headers)
+        if prepare is not None:
+            headers = {**(headers or {}), **prepare(server.url)}
+        else:
+            common.http_get(server.url + path, headers=headers)
         spy = subprocess.Popen([str(PY_SPY), "record", "-p", str(server.worker_pids()[0]), "-d", str(seconds),
                                 "-r", "250", "-f", "raw", "-o", str(out)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         result = common.run_wrk(server.url + path, threads=1, connections=connections, duration=seconds,
-                                headers=headers, script=script)
+                                headers=headers, script=script, script_args=script_args)
         spy.wait(seconds + 30)
     print(f"{path}: {result['rps']} req/s, p50 {result['p50_ms']} ms (1 sync worker, {connections} connections, "
           f"loadavg {common.loadavg()})")
     return out
+
+
+def profile_checkin(seconds: int, connections: int) -> Path:
+    import asyncio
+
+    from bench import checkin
+
+    path = common.OUT / "profile-checkin-payloads.txt"
+    path.write_text("\n".join(checkin.payloads_for_unused_tickets(5000 * seconds // 10, offset=100_000)) + "\n")
+
+    def prepare(base: str) -> dict:
+        token = asyncio.run(checkin.scanner_token(base, checkin.staff_account(2)))
+        return {"Authorization": f"Bearer {token}"}
+
+    return profile(checkin.API, seconds, connections, script=checkin.LUA, script_args=(path, 1), prepare=prepare)
 
 
 def main(argv=None) -> None:
@@ -62,8 +82,12 @@ def main(argv=None) -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--top", type=int, default=45)
+    parser.add_argument("--checkin", action="store_true", help="profile the check-in API (scanner token)")
     args = parser.parse_args(argv)
-    raw = profile(args.path, args.seconds, args.connections)
+    if args.checkin:
+        raw = profile_checkin(args.seconds, args.connections)
+    else:
+        raw = profile(args.path, args.seconds, args.connections)
     for share, key in hot_spots(raw, args.top):
         print(f"{share:5.1f}%  {key}")
 
