@@ -1,7 +1,15 @@
 """HTTP views of the auth blueprint: register, verify, log in/out, password reset."""
 from __future__ import annotations
 
-from flask import current_app, flash, redirect, render_template, request, session, url_for
+from flask import (
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_limiter.util import get_remote_address
 from flask_login import current_user, logout_user
 
@@ -12,7 +20,13 @@ from app.auth.emails import (
     send_password_reset_email,
     send_verification_email,
 )
-from app.auth.forms import LoginForm, RegisterForm, ResendVerificationForm, ResetForm, ResetRequestForm
+from app.auth.forms import (
+    LoginForm,
+    RegisterForm,
+    ResendVerificationForm,
+    ResetForm,
+    ResetRequestForm,
+)
 from app.auth.hashing import hasher
 from app.auth.login_flow import (
     SESSION_KEY,
@@ -206,7 +220,7 @@ def reset_with_token(token: str):
 def finish_reset(user):
     """Every session was revoked, this browser's too: log it out and say so."""
     send_password_changed_email(user, by_reset=True)
-    if current_user.is_authenticated:
+    if current_user.is_authenticated and current_user.id == user.id:
         logout_user()
         session.clear()
     flash("Your password has been changed and every session was logged out. Log in with your new password.",
