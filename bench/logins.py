@@ -1,0 +1,89 @@
+"""Catalogue latency during a login storm: 20 concurrent logins (bcrypt cost 12) while wrk runs.
+
+    .venv/bin/python bench/logins.py [--duration 30] [--concurrency 20]
+
+Twenty virtual users log in over and over for the whole wrk run (each login: GET the form for
+its CSRF token, POST email + password, follow the redirect), each time with a fresh cookie jar
+and a different seeded customer (password hash bcrypt cost 12). wrk measures /events/ at 16
+connections meanwhile. The figure is the catalogue p99 during the storm; the same page without
+the storm is catalogue_list_p99_ms (bench/catalogue.py).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import common
+from bench.browser import Browser, LoginFailed, log_in
+from bench.seed import CUSTOMERS
+
+
+async def storm(base: str, concurrency: int, stop: asyncio.Event) -> dict:
+    times: list[float] = []
+    failures = 0
+    counter = iter(range(10**9))
+
+    async def user_loop() -> None:
+        nonlocal failures
+        while not stop.is_set():
+            n = next(counter) % CUSTOMERS + 1
+            browser = Browser(base)
+            t0 = time.perf_counter()
+            try:
+                await log_in(browser, f"buyer{n:05d}@bench.test", common.PASSWORD)
+                times.append(time.perf_counter() - t0)
+            except LoginFailed:
+                failures += 1
+            finally:
+                await browser.close()
+
+    await asyncio.gather(*(user_loop() for _ in range(concurrency)))
+    summary = common.summary_ms(times)
+    return {"logins": len(times), "failures": failures, "p50": summary["p50"], "p99": summary["p99"]}
+
+
+async def run(base: str, duration: int, concurrency: int) -> dict:
+    stop = asyncio.Event()
+    storm_task = asyncio.create_task(storm(base, concurrency, stop))
+    await asyncio.sleep(2)  # the storm is under way before wrk starts measuring
+    result = await asyncio.to_thread(common.run_wrk, f"{base}/events/", duration=duration)
+    stop.set()
+    logins = await storm_task
+    return {
+        "login_storm_catalogue_p99_ms": result["p99_ms"], "login_storm_catalogue_p50_ms": result["p50_ms"],
+        "login_storm_catalogue_rps": result["rps"], "login_storm_catalogue_errors": result["errors"],
+        "login_storm_logins": logins["logins"], "login_storm_login_failures": logins["failures"],
+        "login_storm_logins_per_s": round(logins["logins"] / (duration + 2), 1),
+        "login_storm_login_p50_ms": logins["p50"], "login_storm_login_p99_ms": logins["p99"],
+        "login_storm_concurrency": concurrency,
+    }
+
+
+def measure(base: str, duration: int = 30, concurrency: int = 20) -> dict:
+    status, _ = common.http_get(f"{base}/events/")
+    if status != 200:
+        raise SystemExit(f"logins: /events/ answered {status}")
+    return asyncio.run(run(base, duration, concurrency))
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=30)
+    parser.add_argument("--concurrency", type=int, default=20)
+    args = parser.parse_args(argv)
+    common.flush_redis()
+    with common.running_server() as server:
+        figures = measure(server.url, args.duration, args.concurrency)
+        figures.update(common.worker_rss(server, "logins"))
+    common.print_figures(f"login storm ({args.concurrency} concurrent bcrypt-12 logins during wrk /events/)", figures)
+    common.record("logins", figures)
+    return figures
+
+
+if __name__ == "__main__":
+    main()
