@@ -1,0 +1,203 @@
+"""Catalogue pages: the events list with filters and availability, one event with its offers, caching."""
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+from flask import g
+
+from app.extensions import db
+from app.models import Event
+from tests.shop import buy, customer, login, make_event, offer_of, pay
+
+PARIS = ZoneInfo("Europe/Paris")
+
+
+def paris(year, month, day, hour, minute=0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=PARIS).astimezone(UTC)
+
+
+def text(response) -> str:
+    return response.get_data(as_text=True)
+
+
+# --------------------------------------------------------------------------- list
+def test_list_shows_events_on_sale_with_availability_and_lowest_price(client):
+    open_event = make_event(title="Athletics — Men's 100m Final", capacity=800, seats_taken=10)
+    few = make_event(title="Fencing — Sabre Final", capacity=300, seats_taken=290)
+    sold_out = make_event(title="Judo — Team Final", capacity=40, seats_taken=40)
+    make_event(title="Hidden Draft Session", published=False)
+    make_event(title="Yesterday's Heats", starts_in=-timedelta(hours=2))
+
+    response = client.get("/events/")
+    assert response.status_code == 200
+    body = text(response)
+    assert open_event.title.replace("'", "&#39;") in body
+    assert "790 seats left" in body
+    assert "Only 10 seats left" in body and few.title in body
+    assert sold_out.title in body and "Sold out" in body
+    assert "from €50.00" in body
+    assert "Hidden Draft Session" not in body and "Yesterday" not in body
+    assert f'href="/events/{open_event.slug}"' in body
+
+
+def test_filters_by_sport_venue_and_paris_day(client):
+    late = make_event(title="Late Swim", sport="Swimming", venue="La Défense Arena")
+    early = make_event(title="Early Basket", sport="Basketball", venue="Bercy Arena")
+    day = (datetime.now(PARIS) + timedelta(days=40)).date()
+    late.starts_at = paris(day.year, day.month, day.day, 23, 30)  # 21:30 or 22:30 UTC, same Paris day
+    next_day = day + timedelta(days=1)
+    early.starts_at = paris(next_day.year, next_day.month, next_day.day, 0, 30)  # still `day` in UTC
+    db.session.commit()
+
+    def titles(**params):
+        return set(re.findall(r'<h2 class="h5 card-title">([^<]+)</h2>', text(client.get("/events/", query_string=params))))
+
+    assert titles() == {"Late Swim", "Early Basket"}
+    assert titles(sport="Swimming") == {"Late Swim"}
+    assert titles(venue="Bercy Arena") == {"Early Basket"}
+    assert titles(day=day.isoformat()) == {"Late Swim"}
+    assert titles(day=next_day.isoformat()) == {"Early Basket"}
+    assert titles(sport="Swimming", venue="Bercy Arena") == set()
+
+
+def test_unknown_filter_values_are_ignored_and_not_echoed(client):
+    make_event(title="Rugby Final", sport="Rugby sevens")
+    response = client.get("/events/", query_string={"sport": "<script>alert(1)</script>", "day": "2026-13-45",
+                                                     "venue": "x" * 5000})
+    assert response.status_code == 200
+    body = text(response)
+    assert "Rugby Final" in body
+    assert "<script>alert(1)" not in body and "xxxxxxxxxx" not in body
+
+
+def test_filter_form_lists_the_options_and_keeps_the_selection(client):
+    make_event(sport="Judo", venue="Champ-de-Mars Arena")
+    make_event(sport="Tennis", venue="Roland-Garros")
+    body = text(client.get("/events/?sport=Judo"))
+    assert '<option value="Judo" selected>Judo</option>' in body
+    assert '<option value="Tennis">Tennis</option>' in body
+    assert "Clear filters" in body
+
+
+# --------------------------------------------------------------------------- one event
+def test_event_page_shows_offers_prices_seats_and_add_forms(client):
+    event = make_event(capacity=100, seats_taken=97, description="Doors open at 20:00.")
+    response = client.get(f"/events/{event.slug}")
+    assert response.status_code == 200
+    body = text(response)
+    assert event.title in body and event.venue in body and "Doors open at 20:00." in body
+    assert "Only 3 seats left" in body
+    for name, price in (("Solo", "€50.00"), ("Duo", "€95.00"), ("Family", "€170.00")):
+        assert name in body and price in body
+    assert body.count('action="/cart/add"') == 2  # Family (4 persons) no longer fits in 3 seats
+    assert "Sold out" in body
+    assert "__CSRF_TOKEN__" not in body
+
+
+def test_unpublished_offers_are_not_shown(client):
+    event = make_event()
+    offer_of(event, "family").published = False
+    db.session.commit()
+    body = text(client.get(f"/events/{event.slug}"))
+    assert "Family" not in body and "Duo" in body
+
+
+def test_started_event_says_sales_are_closed(client):
+    event = make_event(starts_in=-timedelta(minutes=10))
+    body = text(client.get(f"/events/{event.slug}"))
+    assert "sales are closed" in body
+    assert 'action="/cart/add"' not in body
+
+
+@pytest.mark.parametrize("slug", ["no-such-event", "x" * 300])
+def test_unknown_event_is_404(client, slug):
+    assert client.get(f"/events/{slug}").status_code == 404
+
+
+def test_unpublished_event_is_404(client):
+    event = make_event(published=False)
+    assert client.get(f"/events/{event.slug}").status_code == 404
+
+
+# --------------------------------------------------------------------------- caching
+class QueryCounter:
+    def __init__(self):
+        self.count = 0
+
+    def __call__(self, *args, **kwargs):
+        self.count += 1
+
+
+@pytest.fixture
+def count_queries(app):
+    counter = QueryCounter()
+    engine = db.engine
+    sa.event.listen(engine, "before_cursor_execute", counter)
+    yield counter
+    sa.event.remove(engine, "before_cursor_execute", counter)
+
+
+def test_catalogue_pages_are_served_from_the_cache(client, count_queries):
+    event = make_event()
+    assert client.get("/events/").status_code == 200
+    assert client.get(f"/events/{event.slug}").status_code == 200
+    count_queries.count = 0
+    for _ in range(3):
+        assert client.get("/events/").status_code == 200
+        assert client.get(f"/events/{event.slug}").status_code == 200
+    assert count_queries.count == 0  # an anonymous visitor on a warm cache costs no SQL at all
+
+
+def test_seats_left_are_right_just_after_a_purchase(client, auth):
+    event = make_event(capacity=50)
+    assert "50 seats left" in text(client.get(f"/events/{event.slug}"))
+    assert "50 seats left" in text(client.get("/events/"))
+    login(auth, client, customer())
+    code = buy(client, (offer_of(event, "family"), 2))
+    assert "42 seats left" in text(client.get(f"/events/{event.slug}"))
+    assert "42 seats left" in text(client.get("/events/"))
+    pay(client, code)
+    client.post(f"/orders/{code}/cancel")
+    assert "50 seats left" in text(client.get(f"/events/{event.slug}"))
+
+
+def test_edits_to_events_and_offers_invalidate_the_cache(client):
+    event = make_event(title="Original Title")
+    assert "Original Title" in text(client.get(f"/events/{event.slug}"))
+    assert "Original Title" in text(client.get("/events/"))
+    event.title = "Renamed Session"
+    offer_of(event, "solo").price_cents = 6100
+    db.session.commit()
+    body = text(client.get(f"/events/{event.slug}"))
+    assert "Renamed Session" in body and "€61.00" in body
+    assert "Renamed Session" in text(client.get("/events/"))
+    make_event(title="Brand New Session")
+    assert "Brand New Session" in text(client.get("/events/"))
+
+
+def test_a_change_that_bypasses_the_hooks_stays_cached(client):
+    """Proves the page really is cached: a raw UPDATE (no ORM, no mark) is not seen until the TTL."""
+    event = make_event(capacity=50)
+    assert "50 seats left" in text(client.get(f"/events/{event.slug}"))
+    with db.engine.begin() as conn:
+        conn.execute(sa.update(Event).where(Event.id == event.id).values(seats_taken=5))
+    assert "50 seats left" in text(client.get(f"/events/{event.slug}"))
+
+
+@pytest.mark.app_config(WTF_CSRF_ENABLED=True)
+def test_each_visitor_gets_their_own_csrf_token_in_the_cached_page(app, client):
+    event = make_event()
+    other = app.test_client()
+    first = re.search(r'name="csrf_token" value="([^"]+)"', text(client.get(f"/events/{event.slug}"))).group(1)
+    g.pop("csrf_token", None)  # the test keeps one app context (and `g`) across requests; a server does not
+    second = re.search(r'name="csrf_token" value="([^"]+)"', text(other.get(f"/events/{event.slug}"))).group(1)
+    assert first != second
+    solo = offer_of(event, "solo")
+    ok = client.post("/cart/add", data={"offer_id": solo.id, "quantity": 1, "csrf_token": first})
+    assert ok.status_code == 303
+    refused = other.post("/cart/add", data={"offer_id": solo.id, "quantity": 1, "csrf_token": first})
+    assert refused.status_code == 400
