@@ -107,7 +107,7 @@ EXPECTED_SALE_DAYS = {  # Paris day: (orders, tickets, revenue in cents); other 
     "2026-03-11": (2, 5, 24000),
     "2026-03-30": (1, 1, 9000),
 }
-EXPECTED_EVENTS = [  # (event, seats sold, capacity, fill rate %, valid tickets, checked in, persons admitted)
+EXPECTED_EVENTS = [  # (event, seats sold, capacity, fill rate %, tickets sold, checked in, persons admitted)
     ("Athletics Final", 7, 100, 7.0, 5, 2, 3),
     ("Swimming Heats", 7, 40, 17.5, 4, 1, 4),
 ]

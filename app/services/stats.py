@@ -74,149 +74,115 @@ def _in_range(column, filters: StatsFilters) -> list:
     return conditions
 
 
-def _paid_lines_conditions(filters: StatsFilters) -> list:
+def _paid_conditions(filters: StatsFilters, *, lines: bool = True) -> list:
     conditions = [Order.status == PAID, *_in_range(Order.paid_at, filters)]
-    if filters.event_id is not None:
+    if filters.event_id is not None and lines:
         conditions.append(OrderLine.event_id == filters.event_id)
     return conditions
 
 
-def _events_select(filters: StatsFilters):
-    stmt = sa.select(Event.id, Event.title, Event.starts_at, Event.capacity).order_by(Event.starts_at, Event.id)
-    if filters.event_id is not None:
-        stmt = stmt.where(Event.id == filters.event_id)
-    return stmt
+def utc_offset_periods(zone: ZoneInfo, first: datetime, last: datetime) -> list[tuple[datetime, int]]:
+    """[(start in UTC, offset in seconds)] covering first..last: when `zone`'s UTC offset changes."""
+    moment = datetime(first.year - 1, 12, 31, tzinfo=UTC)
+    stop = datetime(last.year + 1, 1, 2, tzinfo=UTC)
+    periods = [(moment, int(moment.astimezone(zone).utcoffset().total_seconds()))]
+    step = timedelta(days=1)
+    while moment < stop:
+        following = moment + step
+        offset = int(following.astimezone(zone).utcoffset().total_seconds())
+        if offset != periods[-1][1]:  # the change happened in this day: find its hour
+            low, high = moment, following
+            while high - low > timedelta(minutes=1):
+                middle = low + (high - low) / 2
+                if int(middle.astimezone(zone).utcoffset().total_seconds()) == offset:
+                    high = middle
+                else:
+                    low = middle
+            periods.append((high.replace(second=0, microsecond=0), offset))
+        moment = following
+    return periods
 
 
-def sales_per_offer(session: Session, filters: StatsFilters) -> list[dict]:
-    """Every offer (sold or not) with its tickets sold and revenue in the period."""
-    sold = (
-        sa.select(
-            OrderLine.offer_id.label("offer_id"),
-            sa.func.sum(OrderLine.quantity).label("tickets"),
-            sa.func.sum(OrderLine.quantity * OrderLine.persons).label("seats"),
-            sa.func.sum(OrderLine.quantity * OrderLine.unit_price_cents).label("revenue"),
-        )
-        .join(Order, Order.id == OrderLine.order_id)
-        .where(*_paid_lines_conditions(filters))
-        .group_by(OrderLine.offer_id)
-        .subquery()
-    )
-    stmt = (
-        sa.select(Offer.id, Offer.name, Offer.event_id, Event.title, sold.c.tickets, sold.c.seats, sold.c.revenue)
-        .join(Event, Event.id == Offer.event_id)
-        .outerjoin(sold, sold.c.offer_id == Offer.id)
-        .order_by(Event.starts_at, Event.id, Offer.persons, Offer.id)
-    )
-    if filters.event_id is not None:
-        stmt = stmt.where(Offer.event_id == filters.event_id)
-    return [
-        {"offer_id": offer_id, "offer": name, "event_id": event_id, "event": title,
-         "label": f"{title} — {name}", "tickets": int(tickets or 0), "seats": int(seats or 0),
-         "revenue_cents": int(revenue or 0)}
-        for offer_id, name, event_id, title, tickets, seats, revenue in session.execute(stmt)
-    ]
-
-
-def _day_bucket(session: Session):
-    """A SQL expression for the Paris day of `paid_at` (PostgreSQL), or its UTC hour (SQLite).
-
-    SQLite has no time-zone database; Paris is a whole number of hours from UTC, so
-    grouping by UTC hour and mapping each hour to its Paris day in Python is exact.
-    """
+def _paris_day(session: Session, filters: StatsFilters):
+    """SQL for the Paris day of `orders.paid_at`: native on PostgreSQL; on SQLite (no time-zone
+    database) a CASE over the UTC-offset periods of the years that hold sales."""
     if session.get_bind().dialect.name == "postgresql":
-        return sa.cast(sa.func.timezone("Europe/Paris", Order.paid_at), sa.Date), "day"
-    return sa.func.strftime("%Y-%m-%d %H", Order.paid_at), "hour"
+        return sa.cast(sa.func.timezone(sa.literal_column("'Europe/Paris'"), Order.paid_at), sa.Date)
+    first, last = session.execute(
+        sa.select(sa.func.min(Order.paid_at), sa.func.max(Order.paid_at)).where(*_paid_conditions(filters, lines=False))
+    ).one()
+    if first is None:
+        return sa.func.date(Order.paid_at)
+    periods = utc_offset_periods(PARIS, first, last)
+    whens = [(Order.paid_at < start, sa.func.date(Order.paid_at, f"{offset:+d} seconds"))
+             for (start, _), (_, offset) in zip(periods[1:], periods, strict=False)]
+    return sa.case(*whens, else_=sa.func.date(Order.paid_at, f"{periods[-1][1]:+d} seconds"))
 
 
-def _bucket_day(bucket, kind: str) -> date:
-    if kind == "day":
-        return bucket if isinstance(bucket, date) else date.fromisoformat(str(bucket))
-    return paris_day(datetime.strptime(bucket, "%Y-%m-%d %H").replace(tzinfo=UTC))
+def _as_date(value) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
-def sales_per_day(session: Session, filters: StatsFilters) -> list[dict]:
-    """Orders, tickets and revenue per Paris day, with the days without sales in between at zero."""
-    bucket, kind = _day_bucket(session)
-    totals_stmt = (
-        sa.select(
-            bucket.label("bucket"),
-            sa.func.count(sa.distinct(Order.id)),
-            sa.func.sum(OrderLine.quantity),
-            sa.func.sum(OrderLine.quantity * OrderLine.unit_price_cents),
-        )
+def _sales(session: Session, filters: StatsFilters, day) -> dict[tuple[int, date], tuple[int, int, int]]:
+    """(offer id, Paris day) -> (tickets, seats, revenue): the one scan of the paid order lines."""
+    day = day.label("day")
+    stmt = (
+        sa.select(OrderLine.offer_id, day, sa.func.sum(OrderLine.quantity),
+                  sa.func.sum(OrderLine.quantity * OrderLine.persons),
+                  sa.func.sum(OrderLine.quantity * OrderLine.unit_price_cents))
         .join(Order, Order.id == OrderLine.order_id)
-        .where(*_paid_lines_conditions(filters))
-        .group_by(bucket)
+        .where(*_paid_conditions(filters))
+        .group_by(OrderLine.offer_id, day)
     )
-    days: dict[date, dict] = {}
-    for value, orders, tickets, revenue in session.execute(totals_stmt):
-        day = _bucket_day(value, kind)
-        entry = days.setdefault(day, {"orders": 0, "tickets": 0, "revenue_cents": 0})
-        # An order's lines share its paid_at, so its distinct count never spans two buckets.
-        entry["orders"] += int(orders or 0)
-        entry["tickets"] += int(tickets or 0)
-        entry["revenue_cents"] += int(revenue or 0)
-    if not days:
+    return {(offer_id, _as_date(value)): (int(tickets), int(seats), int(revenue))
+            for offer_id, value, tickets, seats, revenue in session.execute(stmt)}
+
+
+def _orders_per_day(session: Session, filters: StatsFilters, day) -> dict[date, int]:
+    day = day.label("day")
+    if filters.event_id is None:  # the orders table alone
+        stmt = sa.select(day, sa.func.count()).where(*_paid_conditions(filters, lines=False)).group_by(day)
+    else:
+        stmt = (sa.select(day, sa.func.count(sa.distinct(Order.id))).join(OrderLine, OrderLine.order_id == Order.id)
+                .where(*_paid_conditions(filters)).group_by(day))
+    return {_as_date(value): int(count) for value, count in session.execute(stmt)}
+
+
+def _check_ins(session: Session, filters: StatsFilters) -> dict[int, tuple[int, int]]:
+    """event id -> (tickets checked in, persons admitted) in the period."""
+    stmt = (sa.select(Ticket.event_id, sa.func.count(), sa.func.sum(Ticket.persons))
+            .where(Ticket.checked_in_at.is_not(None), *_in_range(Ticket.checked_in_at, filters))
+            .group_by(Ticket.event_id))
+    if filters.event_id is not None:
+        stmt = stmt.where(Ticket.event_id == filters.event_id)
+    return {event_id: (int(tickets), int(persons or 0)) for event_id, tickets, persons in session.execute(stmt)}
+
+
+def _catalogue(session: Session, filters: StatsFilters):
+    """The events and offers the charts list (all of them, sold or not), in programme order."""
+    events = sa.select(Event.id, Event.title, Event.starts_at, Event.capacity).order_by(Event.starts_at, Event.id)
+    offers = (sa.select(Offer.id, Offer.name, Offer.event_id, Event.title).join(Event, Event.id == Offer.event_id)
+              .order_by(Event.starts_at, Event.id, Offer.persons, Offer.id))
+    if filters.event_id is not None:
+        events = events.where(Event.id == filters.event_id)
+        offers = offers.where(Offer.event_id == filters.event_id)
+    return session.execute(events).all(), session.execute(offers).all()
+
+
+def _days_series(per_day: dict[date, dict]) -> list[dict]:
+    """Every day from the first to the last sale, the days without sales at zero."""
+    if not per_day:
         return []
-    first, last = min(days), max(days)
-    result = []
+    first, last = min(per_day), max(per_day)
+    series = []
     for offset in range((last - first).days + 1):
         day = first + timedelta(days=offset)
-        result.append({"day": day.isoformat(), **days.get(day, {"orders": 0, "tickets": 0, "revenue_cents": 0})})
-    return result
+        series.append({"day": day.isoformat(), **per_day.get(day, {"orders": 0, "tickets": 0, "revenue_cents": 0})})
+    return series
 
 
-def per_event(session: Session, filters: StatsFilters) -> list[dict]:
-    """Fill rate (seats sold in the period / capacity) and check-ins for each event."""
-    seats = (
-        sa.select(OrderLine.event_id.label("event_id"),
-                  sa.func.sum(OrderLine.quantity * OrderLine.persons).label("seats"))
-        .join(Order, Order.id == OrderLine.order_id)
-        .where(*_paid_lines_conditions(filters))
-        .group_by(OrderLine.event_id)
-        .subquery()
-    )
-    valid = (
-        sa.select(Ticket.event_id.label("event_id"), sa.func.count().label("tickets"))
-        .where(Ticket.voided_at.is_(None))
-        .group_by(Ticket.event_id)
-        .subquery()
-    )
-    entered = (
-        sa.select(Ticket.event_id.label("event_id"), sa.func.count().label("tickets"),
-                  sa.func.sum(Ticket.persons).label("persons"))
-        .where(Ticket.checked_in_at.is_not(None), *_in_range(Ticket.checked_in_at, filters))
-        .group_by(Ticket.event_id)
-        .subquery()
-    )
-    base = _events_select(filters).subquery()
-    stmt = (
-        sa.select(base.c.id, base.c.title, base.c.starts_at, base.c.capacity, seats.c.seats,
-                  valid.c.tickets, entered.c.tickets, entered.c.persons)
-        .outerjoin(seats, seats.c.event_id == base.c.id)
-        .outerjoin(valid, valid.c.event_id == base.c.id)
-        .outerjoin(entered, entered.c.event_id == base.c.id)
-        .order_by(base.c.starts_at, base.c.id)
-    )
-    rows = []
-    for event_id, title, starts_at, capacity, sold, valid_tickets, checked_in, persons_in in session.execute(stmt):
-        sold = int(sold or 0)
-        rows.append({
-            "event_id": event_id, "event": title, "starts_at": _iso(starts_at), "capacity": capacity,
-            "seats_sold": sold, "fill_rate": fill_rate(sold, capacity),
-            "tickets_valid": int(valid_tickets or 0), "checked_in": int(checked_in or 0),
-            "persons_checked_in": int(persons_in or 0),
-        })
-    return rows
-
-
-def _iso(value) -> str:
-    if isinstance(value, datetime):
-        if value.tzinfo is None:  # a subquery loses the UTCDateTime type on SQLite
-            value = value.replace(tzinfo=UTC)
-        return value.astimezone(UTC).isoformat()
-    return str(datetime.fromisoformat(str(value)).replace(tzinfo=UTC).isoformat())
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat()
 
 
 def fill_rate(seats_sold: int, capacity: int) -> float:
@@ -227,22 +193,58 @@ def fill_rate(seats_sold: int, capacity: int) -> float:
 
 
 def dashboard_stats(session: Session, filters: StatsFilters) -> dict:
-    """Everything the dashboard shows, as plain JSON-ready values (cents are integers)."""
-    offers = sales_per_offer(session, filters)
-    days = sales_per_day(session, filters)
-    events = per_event(session, filters)
-    totals = {
-        "orders": sum(d["orders"] for d in days),
-        "tickets": sum(o["tickets"] for o in offers),
-        "revenue_cents": sum(o["revenue_cents"] for o in offers),
-        "seats": sum(o["seats"] for o in offers),
-        "checked_in": sum(e["checked_in"] for e in events),
-    }
+    """Everything the dashboard shows, as plain JSON-ready values (cents are integers).
+
+    A fixed handful of statements whatever the number of orders: the paid order lines are
+    read once, grouped by (offer, Paris day), and the per-offer, per-day and per-event
+    figures are sums of those groups.
+    """
+    events, offers = _catalogue(session, filters)
+    day = _paris_day(session, filters)
+    sales = _sales(session, filters, day)
+    orders_per_day = _orders_per_day(session, filters, day)
+    check_ins = _check_ins(session, filters)
+
+    per_offer: dict[int, list[int]] = {}
+    per_day: dict[date, dict] = {day: {"orders": n, "tickets": 0, "revenue_cents": 0} for day, n in orders_per_day.items()}
+    for (offer_id, day), (tickets, seats, revenue) in sales.items():
+        totals = per_offer.setdefault(offer_id, [0, 0, 0])
+        totals[0] += tickets
+        totals[1] += seats
+        totals[2] += revenue
+        entry = per_day.setdefault(day, {"orders": 0, "tickets": 0, "revenue_cents": 0})
+        entry["tickets"] += tickets
+        entry["revenue_cents"] += revenue
+
+    offer_rows, per_event = [], {}
+    for offer_id, name, event_id, title in offers:
+        tickets, seats, revenue = per_offer.get(offer_id, (0, 0, 0))
+        offer_rows.append({"offer_id": offer_id, "offer": name, "event_id": event_id, "event": title,
+                           "label": f"{title} — {name}", "tickets": tickets, "seats": seats, "revenue_cents": revenue})
+        sold = per_event.setdefault(event_id, [0, 0])
+        sold[0] += tickets
+        sold[1] += seats
+    event_rows = []
+    for event_id, title, starts_at, capacity in events:
+        tickets, seats = per_event.get(event_id, (0, 0))
+        checked_in, persons = check_ins.get(event_id, (0, 0))
+        event_rows.append({"event_id": event_id, "event": title, "starts_at": _iso(starts_at), "capacity": capacity,
+                           "seats_sold": seats, "fill_rate": fill_rate(seats, capacity), "tickets_sold": tickets,
+                           "checked_in": checked_in, "persons_checked_in": persons})
     return {
         "filters": {"event_id": filters.event_id,
                     "date_from": filters.date_from.isoformat() if filters.date_from else None,
                     "date_to": filters.date_to.isoformat() if filters.date_to else None},
-        "offers": offers, "days": days, "events": events, "totals": totals,
+        "offers": offer_rows,
+        "days": _days_series(per_day),
+        "events": event_rows,
+        "totals": {
+            "orders": sum(orders_per_day.values()),
+            "tickets": sum(row["tickets"] for row in offer_rows),
+            "revenue_cents": sum(row["revenue_cents"] for row in offer_rows),
+            "seats": sum(row["seats"] for row in offer_rows),
+            "checked_in": sum(row["checked_in"] for row in event_rows),
+        },
     }
 
 

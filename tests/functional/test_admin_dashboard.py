@@ -52,7 +52,7 @@ def test_numbers_per_offer_per_day_and_per_event_are_exact_in_json_and_tables(ap
     assert [(o["event"], o["offer"], o["tickets"], o["revenue_cents"]) for o in data["offers"]] == EXPECTED_OFFERS
     assert {d["day"]: (d["orders"], d["tickets"], d["revenue_cents"]) for d in data["days"]
             if d["tickets"]} == EXPECTED_SALE_DAYS
-    assert [(e["event"], e["seats_sold"], e["capacity"], e["fill_rate"], e["tickets_valid"], e["checked_in"],
+    assert [(e["event"], e["seats_sold"], e["capacity"], e["fill_rate"], e["tickets_sold"], e["checked_in"],
              e["persons_checked_in"]) for e in data["events"]] == EXPECTED_EVENTS
     assert data["totals"] == EXPECTED_TOTALS
 

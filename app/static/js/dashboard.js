@@ -112,7 +112,7 @@
       labels: events.map((e) => e.event),
       datasets: [
         { label: "Checked in", data: events.map((e) => e.checked_in), backgroundColor: BLUE },
-        { label: "Valid tickets", data: events.map((e) => e.tickets_valid), backgroundColor: GREY },
+        { label: "Tickets sold", data: events.map((e) => e.tickets_sold), backgroundColor: GREY },
       ],
     },
     options: {
