@@ -356,6 +356,27 @@ def peak_rss_mb(pid: int) -> float | None:
     return None
 
 
+def cpu_seconds(pids) -> float:
+    """User + system CPU time consumed so far by these processes (from /proc/<pid>/stat)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / ticks
+
+
+def postgres_pids() -> list[int]:
+    """Every PostgreSQL server process on this machine (the benchmark's and anyone else's)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/comm"):
+        with contextlib.suppress(OSError):
+            if stat.read_text().strip() in ("postgres", "postmaster"):
+                pids.append(int(stat.parent.name))
+    return pids
+
+
 def worker_rss(server: Server, prefix: str = "") -> dict:
     """Peak RSS (VmHWM) of each gunicorn worker of a live server; the key is the largest."""
     each = [rss for pid in server.worker_pids() if (rss := peak_rss_mb(pid)) is not None]

@@ -76,6 +76,25 @@ def profile_checkin(seconds: int, connections: int) -> Path:
     return profile(checkin.API, seconds, connections, script=checkin.LUA, script_args=(path, 1), prepare=prepare)
 
 
+def profile_rush(buyers: int = 120) -> Path:
+    """py-spy on every worker of a 1-worker server while `buyers` run the whole purchase."""
+    from bench import rush
+
+    out = common.OUT / "profile-rush.txt"
+    with common.running_server(common.WorkerModel(1, 4, "gthread")) as server:
+        spy = subprocess.Popen([str(PY_SPY), "record", "-p", str(server.worker_pids()[0]), "-d", "600",
+                                "-r", "250", "-f", "raw", "-o", str(out), "--gil"],  # CPU: GIL holders only
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            figures = rush.measure(server.url, buyers, buyers - 10, label="profile",
+                                   server_pids=tuple(server.worker_pids()))
+        finally:
+            spy.send_signal(2)  # SIGINT: py-spy writes what it has
+            spy.wait(60)
+    print({k: v for k, v in figures.items() if "cpu" in k or "per_minute" in k})
+    return out
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path")
@@ -83,8 +102,11 @@ def main(argv=None) -> None:
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--top", type=int, default=45)
     parser.add_argument("--checkin", action="store_true", help="profile the check-in API (scanner token)")
+    parser.add_argument("--rush", type=int, default=0, help="profile the whole purchase with this many buyers")
     args = parser.parse_args(argv)
-    if args.checkin:
+    if args.rush:
+        raw = profile_rush(args.rush)
+    elif args.checkin:
         raw = profile_checkin(args.seconds, args.connections)
     else:
         raw = profile(args.path, args.seconds, args.connections)

@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import common
 from bench.browser import Browser, log_in, server_errors
+from bench.nginx import two_instances_behind_nginx
 
 SUCCESS_CARD = "4242424242424242"
 BUYER_BCRYPT_COST = 4
@@ -128,7 +129,8 @@ async def purchase(browser: Browser, event: dict, start: asyncio.Event) -> dict:
             "total": time.perf_counter() - t0}
 
 
-async def rush(base: str, buyers: int, seats: int, label: str = "single", check_bases: tuple = ()) -> dict:
+async def rush(base: str, buyers: int, seats: int, label: str = "single", check_bases: tuple = (),
+               server_pids: tuple = ()) -> dict:
     event = create_rush_event(seats, label)
     emails = create_buyers(buyers, label)
     t_login = time.perf_counter()
@@ -138,14 +140,18 @@ async def rush(base: str, buyers: int, seats: int, label: str = "single", check_
     start = asyncio.Event()
     tasks = [asyncio.create_task(purchase(b, event, start)) for b in browsers]
     await asyncio.sleep(0.5)  # every buyer is waiting at the gate
+    pg_pids = common.postgres_pids()
     cpu0, t0 = time.process_time(), time.perf_counter()
+    server_cpu0, pg_cpu0 = common.cpu_seconds(server_pids), common.cpu_seconds(pg_pids)
     start.set()
     results = await asyncio.gather(*tasks, return_exceptions=True)
     wall, client_cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    cpu = {"app": common.cpu_seconds(server_pids) - server_cpu0, "postgres": common.cpu_seconds(pg_pids) - pg_cpu0,
+           "client": client_cpu}
     errors_5xx = server_errors(browsers)
     for b in browsers:
         await b.close()
-    return summarise(results, event, wall, client_cpu, errors_5xx, buyers, login_seconds, valid_elsewhere)
+    return summarise(results, event, wall, cpu, errors_5xx, buyers, login_seconds, valid_elsewhere)
 
 
 async def sessions_valid_on(bases: tuple, browsers: list[Browser]) -> dict:
@@ -160,7 +166,7 @@ async def sessions_valid_on(bases: tuple, browsers: list[Browser]) -> dict:
     return valid
 
 
-def summarise(results, event, wall, client_cpu, errors_5xx, buyers, login_seconds, valid_elsewhere) -> dict:
+def summarise(results, event, wall, cpu, errors_5xx, buyers, login_seconds, valid_elsewhere) -> dict:
     crashed = [r for r in results if isinstance(r, BaseException)]
     done = [r for r in results if isinstance(r, dict)]
     paid = [r for r in done if r["outcome"] == "paid"]
@@ -190,26 +196,57 @@ def summarise(results, event, wall, client_cpu, errors_5xx, buyers, login_second
         "purchase_p50_ms": whole["p50"], "purchase_p99_ms": whole["p99"],
         "add_to_cart_p50_ms": step("add_to_cart", paid)["p50"], "event_page_p50_ms": step("event_page", paid)["p50"],
         "checkout_review_p50_ms": step("checkout_review", paid)["p50"],
-        "errors_5xx": errors_5xx, "rush_outcomes": outcomes, "rush_client_cpu_s": round(client_cpu, 2),
+        "errors_5xx": errors_5xx, "rush_outcomes": outcomes,
+        # CPU seconds spent during the rush: gunicorn workers, every PostgreSQL process on the
+        # machine (other people's test runs included), and this load generator.
+        "rush_cpu_s": {name: round(value, 2) for name, value in cpu.items()},
+        "rush_app_cpu_ms_per_order": round(cpu["app"] * 1000 / len(paid), 1) if paid else None,
         "rush_login_setup_s": round(login_seconds, 1),
         **({"rush_sessions_valid_on_each_instance": valid_elsewhere} if valid_elsewhere else {}),
     }
 
 
-def measure(base: str, buyers: int = 600, seats: int = 500, label: str = "single", check_bases: tuple = ()) -> dict:
+def measure(base: str, buyers: int = 600, seats: int = 500, label: str = "single", check_bases: tuple = (),
+            server_pids: tuple = ()) -> dict:
     if seats >= buyers:
         raise SystemExit("rush: the event must have fewer seats than buyers")
-    return asyncio.run(rush(base, buyers, seats, label, check_bases))
+    return asyncio.run(rush(base, buyers, seats, label, check_bases, server_pids))
+
+
+def measure_behind_nginx(model: common.WorkerModel, buyers: int, seats: int) -> dict:
+    """The same rush through nginx to two gunicorn instances; keys prefixed with nginx_."""
+    with two_instances_behind_nginx(model) as (proxy, instances):
+        pids = tuple(pid for server in instances for pid in server.worker_pids())
+        cpu_before = [common.cpu_seconds(server.worker_pids()) for server in instances]
+        figures = measure(proxy.url, buyers, seats, label="nginx", check_bases=tuple(s.url for s in instances),
+                          server_pids=pids)
+        share = [round(common.cpu_seconds(s.worker_pids()) - before, 2)
+                 for s, before in zip(instances, cpu_before, strict=True)]
+        rss = [common.worker_rss(server)["worker_rss_mb"] for server in instances]
+    prefixed = {f"nginx_{key}" if not key.startswith("rush_") else key.replace("rush_", "nginx_rush_", 1): value
+                for key, value in figures.items()}
+    prefixed["nginx_instances"] = f"2 x {model.label}"
+    prefixed["nginx_instance_cpu_s"] = share  # both instances did real work
+    prefixed["nginx_worker_rss_mb"] = max(rss)
+    return prefixed
 
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--buyers", type=int, default=600)
     parser.add_argument("--seats", type=int, default=500)
+    parser.add_argument("--nginx", action="store_true", help="two gunicorn instances behind nginx")
     args = parser.parse_args(argv)
     common.flush_redis()
+    if args.nginx:
+        model = common.WorkerModel(max(1, common.DEFAULT_MODEL.workers - 1), common.DEFAULT_MODEL.threads,
+                                   common.DEFAULT_MODEL.worker_class)
+        figures = measure_behind_nginx(model, args.buyers, args.seats)
+        common.print_figures(f"rush behind nginx ({args.buyers} buyers, {args.seats} seats)", figures)
+        common.record("nginx_rush", figures)
+        return figures
     with common.running_server() as server:
-        figures = measure(server.url, args.buyers, args.seats)
+        figures = measure(server.url, args.buyers, args.seats, server_pids=tuple(server.worker_pids()))
         figures["rush_workers"] = server.model.label
         figures.update(common.worker_rss(server, "rush"))
     common.print_figures(f"rush ({args.buyers} buyers, {args.seats} seats)", figures)

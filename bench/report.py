@@ -1,0 +1,131 @@
+"""The results table of bench/README.md, generated from bench/results.json.
+
+    .venv/bin/python bench/report.py        # rewrite the table between the README markers
+"""
+from __future__ import annotations
+
+import json
+import operator
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import common
+
+README = common.BENCH / "README.md"
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+# (key, label, comparison, target, unit, benchmark whose loadavg applies)
+TARGETS = [
+    ("orders_per_minute", "rush: completed orders per minute", operator.ge, 5000, "", "rush"),
+    ("oversell", "rush: oversell (seats sold beyond capacity)", operator.eq, 0, "", "rush"),
+    ("errors_5xx", "rush: 5xx answers", operator.eq, 0, "", "rush"),
+    ("purchase_p50_ms", "rush: whole purchase p50 (cart → order → paid)", operator.le, 150, "ms", "rush"),
+    ("catalogue_rps", "catalogue pages req/s (worse of /events/ and an event)", operator.ge, 800, "", "catalogue"),
+    ("catalogue_p99_ms", "catalogue p99", operator.le, 50, "ms", "catalogue"),
+    ("pdf_render_ms_median", "PDF ticket render, median", operator.le, 15, "ms", "tickets"),
+    ("verify_ms_median", "QR payload verify, median", operator.le, 0.2, "ms", "tickets"),
+    ("checkin_rps", "check-in API scans/s (distinct tickets, 16 conn.)", operator.ge, 500, "", "checkin"),
+    ("checkin_p99_ms", "check-in API p99", operator.le, 30, "ms", "checkin"),
+    ("admin_cold_ms", "admin dashboard cold (cache cleared), 100 000 orders", operator.le, 300, "ms", "admin"),
+    ("admin_warm_ms", "admin dashboard warm", operator.le, 20, "ms", "admin"),
+    ("login_storm_catalogue_p99_ms", "catalogue p99 during 20 concurrent bcrypt-12 logins", operator.le, 150, "ms",
+     "logins"),
+    ("worker_rss_mb", "peak RSS of a gunicorn worker after the runs", operator.le, 150, "MB", "memory"),
+]
+SYMBOL = {operator.ge: "≥", operator.le: "≤", operator.eq: "="}
+
+# Other figures worth a line: (key, label, unit, benchmark)
+DETAILS = [
+    ("orders_completed", "rush: orders paid / buyers", "", "rush"),
+    ("placement_p50_ms", "rush: place order p50 / p99", "ms", "rush"),
+    ("payment_p50_ms", "rush: payment p50 / p99", "ms", "rush"),
+    ("purchase_p99_ms", "rush: whole purchase p99", "ms", "rush"),
+    ("rush_app_cpu_ms_per_order", "rush: gunicorn CPU per paid order", "ms", "rush"),
+    ("nginx_orders_per_minute", "nginx + 2 instances: orders per minute", "", "nginx_rush"),
+    ("nginx_oversell", "nginx + 2 instances: oversell / 5xx", "", "nginx_rush"),
+    ("nginx_purchase_p50_ms", "nginx + 2 instances: whole purchase p50", "ms", "nginx_rush"),
+    ("catalogue_list_rps", "/events/ req/s, p50, p99", "", "catalogue"),
+    ("catalogue_event_rps", "event page req/s, p50, p99", "", "catalogue"),
+    ("checkin_same_ticket_exactly_one_valid", "same ticket ×16 connections: rounds with exactly one VALID", "",
+     "checkin"),
+    ("pdf_render_ms_p99", "PDF render p99 / size", "ms", "tickets"),
+    ("sign_ms_median", "sign one payload, median", "ms", "tickets"),
+    ("login_storm_logins", "logins completed during the storm (p50 login)", "", "logins"),
+    ("seed_seconds", "seed: 50 events, 10 000 customers, 100 000 orders, 300 000 tickets", "s", "seed"),
+    ("pg_commit_ms", "PostgreSQL one-row INSERT + COMMIT here (fsync floor)", "ms", "environment"),
+]
+
+
+def fmt(value) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:,.2f}".rstrip("0").rstrip(".") if abs(value) < 10 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def load(results: dict, bench: str) -> str:
+    value = results.get(f"{bench}_loadavg")
+    return " ".join(f"{x:.1f}" for x in value) if value else "—"
+
+
+def detail_value(key: str, unit: str, results: dict) -> str:
+    r = results.get
+    pairs = {
+        "orders_completed": lambda: f"{fmt(r('orders_completed'))} / {fmt(r('rush_buyers'))} "
+                                    f"(seats sold {fmt(r('rush_seats_sold'))} of {fmt(r('rush_capacity'))})",
+        "placement_p50_ms": lambda: f"{fmt(r('placement_p50_ms'))} / {fmt(r('placement_p99_ms'))} ms",
+        "payment_p50_ms": lambda: f"{fmt(r('payment_p50_ms'))} / {fmt(r('payment_p99_ms'))} ms",
+        "nginx_oversell": lambda: f"{fmt(r('nginx_oversell'))} / {fmt(r('nginx_errors_5xx'))}; sessions valid on "
+                                  f"each instance: {', '.join((r('nginx_rush_sessions_valid_on_each_instance') or {}).values()) or '—'}",
+        "catalogue_list_rps": lambda: f"{fmt(r('catalogue_list_rps'))}, {fmt(r('catalogue_list_p50_ms'))} ms, "
+                                      f"{fmt(r('catalogue_list_p99_ms'))} ms",
+        "catalogue_event_rps": lambda: f"{fmt(r('catalogue_event_rps'))}, {fmt(r('catalogue_event_p50_ms'))} ms, "
+                                       f"{fmt(r('catalogue_event_p99_ms'))} ms",
+        "checkin_same_ticket_exactly_one_valid": lambda: f"{fmt(r(key))} / {fmt(r('checkin_same_ticket_rounds'))}",
+        "pdf_render_ms_p99": lambda: f"{fmt(r('pdf_render_ms_p99'))} ms / {fmt(r('pdf_bytes'))} bytes",
+        "login_storm_logins": lambda: f"{fmt(r('login_storm_logins'))} ({fmt(r('login_storm_login_p50_ms'))} ms)",
+    }
+    if key in pairs:
+        return pairs[key]()
+    return fmt(r(key)) + (f" {unit}" if unit and r(key) is not None else "")
+
+
+def table(results: dict) -> str:
+    machine = results.get("machine", {})
+    lines = [
+        (f"Latest run: {results.get('date', '—')} · commit {results.get('commit', '—')} · "
+         f"`{results.get('command', 'make bench')}` · server {results.get('workers', '—')}  "),
+        (f"Machine: {machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, {machine.get('ram_gb', '?')} GB "
+         f"RAM, Python {machine.get('python', '?')}; PostgreSQL, Redis, gunicorn and the load generators all on it.  "),
+        "loadavg = `os.getloadavg()` (1, 5, 15 min) when the figure was recorded.",
+        "",
+        "| figure | target | result | met | loadavg |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for key, label, op, target, unit, bench in TARGETS:
+        value = results.get(key)
+        met = "—" if value is None else ("yes" if op(value, target) else "**no**")
+        shown = f"{fmt(value)} {unit}".strip() if value is not None else "—"
+        lines.append(f"| {label} | {SYMBOL[op]} {fmt(target)} {unit} | {shown} | {met} | {load(results, bench)} |")
+    lines += ["", "| other figures | value | loadavg |", "| --- | --- | --- |"]
+    for key, label, unit, bench in DETAILS:
+        lines.append(f"| {label} | {detail_value(key, unit, results)} | {load(results, bench)} |")
+    return "\n".join(lines)
+
+
+def write_readme(path: Path = README) -> None:
+    results = json.loads(common.RESULTS.read_text()) if common.RESULTS.exists() else {}
+    text = path.read_text() if path.exists() else f"# Benchmarks\n\n{START}\n{END}\n"
+    head, _, rest = text.partition(START)
+    _, _, tail = rest.partition(END)
+    path.write_text(f"{head}{START}\n{table(results)}\n{END}{tail}")
+
+
+if __name__ == "__main__":
+    write_readme()
+    print(README.read_text())

@@ -1,0 +1,100 @@
+"""Every benchmark in one go (`make bench`): figures to bench/results.json and the table in bench/README.md.
+
+    .venv/bin/python bench/run_all.py            # seed if needed, then everything (~10 minutes)
+    .venv/bin/python bench/run_all.py --quick    # shorter runs (10 s wrk, 300 buyers) for a smoke test
+    .venv/bin/python bench/run_all.py --seed     # re-create the bulk data first
+    .venv/bin/python bench/run_all.py --table    # only rewrite the README table from results.json
+
+One gunicorn server (common.DEFAULT_MODEL) serves catalogue, login storm, check-in, admin and
+rush in turn; the peak RSS of its workers is read after all of them (worker_rss_mb). Then the
+rush runs again through nginx in front of two gunicorn instances.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import admin, catalogue, checkin, common, logins, rush, seed, tickets
+from bench.report import write_readme
+
+
+def database_seeded() -> bool:
+    try:
+        with common.pg_connect() as conn:
+            return conn.execute("SELECT count(*) FROM tickets").fetchone()[0] >= seed.TICKETS
+    except Exception:  # noqa: BLE001 - no database or no table: seed it
+        return False
+
+
+def pg_commit_ms(samples: int = 200) -> float:
+    """Median time of a one-row INSERT + COMMIT here (the disk's fsync sets the floor for writes)."""
+    with common.pg_connect() as conn:
+        conn.execute("CREATE TEMP TABLE commit_probe (id serial, at timestamptz DEFAULT now())")
+        conn.commit()
+        times = []
+        for _ in range(samples):
+            t0 = time.perf_counter()
+            conn.execute("INSERT INTO commit_probe DEFAULT VALUES")
+            conn.commit()
+            times.append(time.perf_counter() - t0)
+    return round(sorted(times)[len(times) // 2] * 1000, 2)
+
+
+def step(name: str, fn, *args, **kwargs) -> dict:
+    print(f"\n--- {name} (loadavg {' '.join(map(str, common.loadavg()))})", flush=True)
+    t0 = time.perf_counter()
+    figures = fn(*args, **kwargs)
+    common.print_figures(f"{name} ({time.perf_counter() - t0:.0f} s)", figures)
+    common.record(name, figures)
+    return figures
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--seed", action="store_true")
+    parser.add_argument("--table", action="store_true")
+    parser.add_argument("--no-nginx", action="store_true")
+    args = parser.parse_args(argv)
+    if args.table:
+        write_readme()
+        return 0
+    duration = 10 if args.quick else 30
+    buyers, seats = (300, 250) if args.quick else (600, 500)
+
+    common.use_app()
+    if args.seed or not database_seeded():
+        seed.main()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=common.ROOT, capture_output=True, text=True,
+                            check=True).stdout.strip()
+    step("environment", lambda: {"pg_commit_ms": pg_commit_ms(), "commit": commit,
+                                 "command": "make bench" + (" (--quick)" if args.quick else "")})
+    tickets.main()
+    common.flush_redis()
+    with common.running_server() as server:
+        print(f"server: {server.model.label} on {server.url} (pid {server.pid})")
+        step("catalogue", catalogue.measure, server.url, duration=duration)
+        step("logins", logins.measure, server.url, duration=duration)
+        step("checkin", checkin.measure, server.url, duration=duration)
+        step("admin", admin.measure, server.url)
+        step("rush", rush.measure, server.url, buyers, seats, server_pids=tuple(server.worker_pids()))
+        memory = common.worker_rss(server)
+        memory["workers"] = server.model.label
+        step("memory", lambda: memory)
+    if not args.no_nginx:
+        model = common.WorkerModel(max(1, common.DEFAULT_MODEL.workers - 1), common.DEFAULT_MODEL.threads,
+                                   common.DEFAULT_MODEL.worker_class)
+        common.flush_redis()
+        step("nginx_rush", rush.measure_behind_nginx, model, buyers, seats)
+    write_readme()
+    print(f"\nresults: {common.RESULTS}\ntable:   {common.BENCH / 'README.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

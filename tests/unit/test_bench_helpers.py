@@ -1,0 +1,63 @@
+"""Bench helpers that read pages and reports: forms and CSRF tokens, wrk verdict lines, nginx config,
+the README table (no timing, no server)."""
+from __future__ import annotations
+
+import json
+
+from bench import checkin, common, nginx, report
+from bench.browser import csrf_token, parse_forms
+
+PAGE = """
+<form method="post" action="/cart/add" class="d-flex">
+  <input id="csrf_token" name="csrf_token" type="hidden" value="IjE2Yz.token">
+  <input type="hidden" name="offer_id" value="12">
+  <select name="quantity"><option value="1">1</option><option value="2" selected>2</option></select>
+  <input type="checkbox" name="gift" value="yes">
+  <input type="checkbox" name="remember" value="y" checked>
+  <button type="submit" name="go" value="1">Add</button>
+</form>
+<form action="/events/"><input name="sport" value=""></form>
+"""
+
+
+def test_forms_are_read_like_a_browser_would_submit_them():
+    add, search = parse_forms(PAGE)
+    assert add.action == "/cart/add" and add.method == "post"
+    assert add.fields == {"csrf_token": "IjE2Yz.token", "offer_id": "12", "quantity": "2", "remember": "y"}
+    assert add.filled(quantity=1) == {**add.fields, "quantity": "1"}
+    assert search.method == "get" and search.fields == {"sport": ""}
+
+
+def test_csrf_token_in_either_attribute_order():
+    assert csrf_token(PAGE) == "IjE2Yz.token"
+    assert csrf_token('<input value="abc" type="hidden" name="csrf_token">') == "abc"
+    assert csrf_token("<p>no form</p>") is None
+
+
+def test_checkin_verdict_lines_from_the_lua_script():
+    output = "Requests/sec: 10\nverdict VALID 950\nverdict ALREADY_USED 3\nverdict OTHER 0\n"
+    assert checkin.parse_verdicts(output) == {"VALID": 950, "ALREADY_USED": 3, "OTHER": 0}
+
+
+def test_nginx_config_listens_on_loopback_with_private_paths(tmp_path):
+    text = nginx.render_config(tmp_path, 40123, [40001, 40002])
+    assert "listen 127.0.0.1:40123;" in text
+    assert "server 127.0.0.1:40001" in text and "server 127.0.0.1:40002" in text
+    assert f"pid {tmp_path}/nginx.pid;" in text and f"proxy_temp_path {tmp_path}/proxy;" in text
+
+
+def test_report_table_marks_targets_met_and_missed(tmp_path, monkeypatch):
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"catalogue_rps": 950.0, "catalogue_p99_ms": 75.0, "catalogue_loadavg": [1, 2, 3],
+                                   "oversell": 0, "machine": {"cpu": "Test CPU", "cores": 2}}))
+    monkeypatch.setattr(common, "RESULTS", results)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Bench\n\nintro\n{report.START}\nstale table\n{report.END}\nafter\n")
+    report.write_readme(readme)
+    text = readme.read_text()
+    assert text.startswith("# Bench\n\nintro\n") and text.endswith("after\n") and "stale table" not in text
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines() if line.startswith("| ")}
+    assert "| 950 | yes | 1.0 2.0 3.0 |" in rows["catalogue pages req/s (worse of /events/ and an event)"]
+    assert "| **no** |" in rows["catalogue p99"]
+    assert "| — | — |" in rows["admin dashboard warm"]
+    assert "Test CPU, 2 cores" in text
