@@ -212,3 +212,10 @@ def test_catalogue_edits_are_noticed(sales, commits):
     sales.athletics.capacity = 500  # the fill rate changes
     db.session.commit()
     assert commits == [True]
+
+
+def test_utc_offset_periods_follow_the_paris_clock_changes():
+    periods = stats.utc_offset_periods(stats.PARIS, utc("2026-01-10T00:00:00"), utc("2026-12-01T00:00:00"))
+    changes = [(start.isoformat(), offset) for start, offset in periods[1:]]
+    assert changes == [("2026-03-29T01:00:00+00:00", 7200), ("2026-10-25T01:00:00+00:00", 3600)]
+    assert periods[0][1] == 3600 and periods[0][0] < utc("2026-01-10T00:00:00")
