@@ -1,0 +1,106 @@
+"""Cart service: parsing the session cart, quantities, merging, stored carts and line flags."""
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from app.extensions import db
+from app.services import cart
+from app.services.errors import Conflict, DomainError, NotFound
+from tests.shop import customer, make_event, offer_of
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def test_parse_session_cart_keeps_only_sane_lines():
+    raw = {"12": 2, "13": 40, "x": 1, "14": 0, "15": "3", "16": True, 17: 1, "18": -2}
+    assert cart.parse_session_cart(raw) == {12: 2, 13: 10}
+    assert cart.parse_session_cart(None) == {} and cart.parse_session_cart(["12"]) == {}
+    assert cart.to_session_cart({12: 2}) == {"12": 2}
+
+
+@pytest.mark.parametrize("quantity", [0, 11, -1, 2.5, "3", True, None])
+def test_check_quantity_refuses_anything_but_1_to_10(quantity):
+    with pytest.raises(DomainError) as error:
+        cart.check_quantity(quantity)
+    assert error.value.code == "quantity_invalid" and error.value.field == "quantity"
+
+
+def test_add_caps_each_line_and_the_number_of_lines():
+    items, capped = cart.add_to_items({1: 7}, 1, 2, max_lines=3)
+    assert items == {1: 9} and not capped
+    items, capped = cart.add_to_items(items, 1, 5, max_lines=3)
+    assert items == {1: 10} and capped
+    items, _ = cart.add_to_items(items, 2, 1, max_lines=2)
+    with pytest.raises(Conflict) as error:
+        cart.add_to_items(items, 3, 1, max_lines=2)
+    assert error.value.code == "cart_full" and error.value.params == {"max": 2}
+    assert cart.add_to_items(items, 2, 1, max_lines=2)[0] == {1: 10, 2: 2}  # an existing line still grows
+
+
+def test_merge_adds_quantities_caps_them_and_respects_the_line_limit():
+    merged = cart.merge_items({1: 6, 2: 1}, {1: 6, 3: 2, 4: 1}, max_lines=3)
+    assert merged == {1: 10, 2: 1, 3: 2}
+
+
+def test_stored_cart_round_trip_and_merge(app):
+    event = make_event()
+    solo, duo, family = (offer_of(event, kind) for kind in ("solo", "duo", "family"))
+    user = customer()
+    cart.save_user_cart(db.session, user.id, {solo.id: 2, duo.id: 1}, now=now())
+    assert cart.load_user_cart(db.session, user.id) == {solo.id: 2, duo.id: 1}
+    cart.save_user_cart(db.session, user.id, {duo.id: 3}, now=now())
+    assert cart.load_user_cart(db.session, user.id) == {duo.id: 3}
+    merged = cart.merge_into_user_cart(db.session, user.id, {duo.id: 2, family.id: 1, 999_999: 4},
+                                       max_lines=20, now=now())
+    assert merged == {duo.id: 5, family.id: 1}  # an offer deleted meanwhile is skipped
+    assert cart.user_cart_count(db.session, user.id) == 6
+    assert cart.user_cart_count(db.session, customer().id) == 0
+
+
+def test_offer_for_cart_refusals(app):
+    event = make_event(capacity=5)
+    solo, family = offer_of(event, "solo"), offer_of(event, "family")
+    assert cart.offer_for_cart(db.session, solo.id, quantity=5, now=now()).id == solo.id
+    with pytest.raises(Conflict) as error:
+        cart.offer_for_cart(db.session, family.id, quantity=2, now=now())
+    assert error.value.code == "sold_out"
+    with pytest.raises(NotFound):
+        cart.offer_for_cart(db.session, 424242, quantity=1, now=now())
+    with pytest.raises(Conflict) as error:
+        cart.offer_for_cart(db.session, solo.id, quantity=1, now=event.starts_at)
+    assert error.value.code == "event_started"
+    solo.published = False
+    db.session.commit()
+    with pytest.raises(Conflict) as error:
+        cart.offer_for_cart(db.session, solo.id, quantity=1, now=now())
+    assert error.value.code == "offer_unavailable"
+    event.published = False
+    db.session.commit()
+    with pytest.raises(NotFound):
+        cart.offer_for_cart(db.session, family.id, quantity=1, now=now())
+
+
+def test_describe_cart_totals_and_flags(app):
+    fine, tight, gone, started = make_event(), make_event(capacity=6), make_event(), make_event()
+    offer_of(gone, "solo").published = False
+    started.starts_at = now() - timedelta(minutes=5)
+    db.session.commit()
+    items = {offer_of(fine, "duo").id: 2, offer_of(tight, "family").id: 1, offer_of(tight, "duo").id: 2,
+             offer_of(gone, "solo").id: 1, offer_of(started, "solo").id: 1, 777_777: 1}
+    view = cart.describe_cart(db.session, items, now=now())
+    problems = {(line.event.id, line.offer.kind): line.problem for line in view.lines}
+    assert problems == {(fine.id, "duo"): None, (tight.id, "family"): "not_enough_seats",
+                        (tight.id, "duo"): "not_enough_seats", (gone.id, "solo"): "offer_unavailable",
+                        (started.id, "solo"): "event_started"}
+    assert view.has_problems and view.tickets == 7
+    assert view.total_cents == 2 * 9500 + 17000 + 2 * 9500 + 5000 + 5000
+    assert 777_777 not in view.items
+    tight.seats_taken = 6
+    db.session.commit()
+    view = cart.describe_cart(db.session, {offer_of(tight, "solo").id: 1}, now=now())
+    assert view.lines[0].problem == "sold_out" and view.lines[0].seats_left == 0
+    assert cart.describe_cart(db.session, {}, now=now()).is_empty
