@@ -7,7 +7,11 @@ from flask_login import current_user
 from app.access import SIGNED_IN, allow
 from app.account import bp
 from app.account.forms import PasswordForm, ProfileForm, SessionsForm
-from app.auth.emails import send_email_changed_email, send_password_changed_email, send_verification_email
+from app.auth.emails import (
+    send_email_changed_email,
+    send_password_changed_email,
+    send_verification_email,
+)
 from app.auth.hashing import hasher
 from app.auth.login_flow import SESSION_KEY, rotate_session_id, utcnow
 from app.auth.routes import attach_errors

@@ -3,7 +3,14 @@ from __future__ import annotations
 
 from email_validator import EmailNotValidError, validate_email
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, HiddenField, PasswordField, StringField, SubmitField
+from wtforms import (
+    BooleanField,
+    EmailField,
+    HiddenField,
+    PasswordField,
+    StringField,
+    SubmitField,
+)
 from wtforms.validators import DataRequired, EqualTo, Length, Regexp, ValidationError
 
 USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"

@@ -10,7 +10,7 @@ cart, is kept), logs the user in with Flask-Login (which sends `user_logged_in`)
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from flask import Response, current_app, redirect, request, session, url_for
@@ -30,7 +30,7 @@ _AUTH_KEYS = ("_user_id", "_fresh", "_id", "_remember", SESSION_KEY, ROLE_KEY)
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def safe_next(url: str | None) -> str | None:
