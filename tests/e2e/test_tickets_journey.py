@@ -18,7 +18,8 @@ from app.tickets.documents import ticket_payload
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.factories import DEFAULT_PASSWORD, OfferFactory, UserFactory, make_paid_order
 
-pytestmark = [pytest.mark.e2e, pytest.mark.app_config(REQUIRE_2FA_FOR_STAFF=False)]
+# CSRF on, as in production: the scan page's JavaScript must send the X-CSRFToken header.
+pytestmark = [pytest.mark.e2e, pytest.mark.app_config(REQUIRE_2FA_FOR_STAFF=False, WTF_CSRF_ENABLED=True)]
 
 
 def log_in(page, email: str) -> None:
