@@ -119,12 +119,13 @@ def make_paid_order(user, *lines, now=None):
     `lines` are (offer, quantity) pairs; seats are taken on the events as a sale would.
     """
     import secrets
+    from datetime import UTC
 
     from app.models import Order, OrderLine, OrderStatus
     from app.services.codes import new_order_code
     from app.services.tickets import issue_tickets
 
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     order = Order(code=new_order_code(), user=user, status=OrderStatus.PAID.value,
                   total_cents=sum(offer.price_cents * quantity for offer, quantity in lines),
                   created_at=now, expires_at=now + timedelta(minutes=15), paid_at=now,
