@@ -1,7 +1,7 @@
 """Friendly error pages (JSON for JSON clients); never a traceback or SQL."""
 from __future__ import annotations
 
-from flask import Flask, jsonify, render_template
+from flask import Flask, current_app, jsonify, make_response, render_template
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from app.access import wants_json
@@ -9,17 +9,17 @@ from app.extensions import db
 from app.messages import ERROR_PAGES
 
 
-def render_error(status: int, description: str | None = None):
+def render_error(status: int):
     title, text = ERROR_PAGES.get(status, ERROR_PAGES[500])
     if wants_json():
-        return jsonify(error=title, message=text, status=status), status
-    return render_template("errors/error.html", status=status, title=title, text=text), status
+        return make_response(jsonify(error=title, message=text, status=status), status)
+    return make_response(render_template("errors/error.html", status=status, title=title, text=text), status)
 
 
 def handle_http_exception(error: HTTPException):
     response = render_error(error.code or 500)
     if error.code == 405 and getattr(error, "valid_methods", None):
-        response[0].headers["Allow"] = ", ".join(error.valid_methods)
+        response.headers["Allow"] = ", ".join(error.valid_methods)
     return response
 
 
@@ -28,8 +28,6 @@ def handle_unexpected(error: Exception):
     db.session.rollback()
     if isinstance(error, HTTPException) and not isinstance(error, InternalServerError):
         return handle_http_exception(error)
-    from flask import current_app
-
     current_app.logger.exception("unhandled error")
     return render_error(500)
 

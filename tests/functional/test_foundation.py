@@ -79,6 +79,13 @@ def test_405_answers_with_allow_header(client):
     assert "GET" in response.headers["Allow"]
 
 
+def test_405_html_page_for_browsers(client):
+    response = client.delete("/", headers={"Accept": "text/html"})
+    assert response.status_code == 405
+    assert "GET" in response.headers["Allow"]
+    assert "Not allowed" in response.get_data(as_text=True)
+
+
 @pytest.mark.parametrize("status", [400, 403, 429, 503])
 def test_error_pages_for_each_status(app, client, status):
     @app.get(f"/_test/abort/{status}")
