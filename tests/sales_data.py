@@ -102,10 +102,10 @@ EXPECTED_OFFERS = [  # (event, offer, tickets, revenue in cents)
     ("Swimming Heats", "Solo", 3, 9000),
     ("Swimming Heats", "Family", 1, 10000),
 ]
-EXPECTED_SALE_DAYS = {  # Paris day: (orders, tickets, revenue in cents); other days in between are zero
-    "2026-03-10": (1, 3, 19000),
-    "2026-03-11": (2, 5, 24000),
-    "2026-03-30": (1, 1, 9000),
+EXPECTED_SALE_DAYS = {  # Paris day: (orders, revenue in cents); other days in between are zero
+    "2026-03-10": (1, 19000),
+    "2026-03-11": (2, 24000),
+    "2026-03-30": (1, 9000),
 }
 EXPECTED_EVENTS = [  # (event, seats sold, capacity, fill rate %, tickets sold, checked in, persons admitted)
     ("Athletics Final", 7, 100, 7.0, 5, 2, 3),

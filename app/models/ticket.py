@@ -40,6 +40,9 @@ class Ticket(db.Model):
     offer: Mapped[Offer] = relationship()
     checked_in_by: Mapped[User | None] = relationship(foreign_keys=[checked_in_by_id])
 
+    # The admin dashboard's check-ins per event read this index alone (issue 8).
+    __table_args__ = (sa.Index("ix_tickets_event_checked_in", "event_id", "checked_in_at", "persons"),)
+
     @property
     def is_void(self) -> bool:
         return self.voided_at is not None

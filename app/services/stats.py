@@ -105,12 +105,12 @@ def utc_offset_periods(zone: ZoneInfo, first: datetime, last: datetime) -> list[
 
 def _paris_day(session: Session, filters: StatsFilters):
     """SQL for the Paris day of `orders.paid_at`: native on PostgreSQL; on SQLite (no time-zone
-    database) a CASE over the UTC-offset periods of the years that hold sales."""
+    database) a CASE over the UTC-offset periods between the first and the last sale."""
     if session.get_bind().dialect.name == "postgresql":
         return sa.cast(sa.func.timezone(sa.literal_column("'Europe/Paris'"), Order.paid_at), sa.Date)
-    first, last = session.execute(
-        sa.select(sa.func.min(Order.paid_at), sa.func.max(Order.paid_at)).where(*_paid_conditions(filters, lines=False))
-    ).one()
+    paid = sa.select(Order.paid_at).where(*_paid_conditions(filters, lines=False)).limit(1)
+    first = session.scalar(paid.order_by(Order.paid_at))  # two index seeks (status, paid_at)
+    last = session.scalar(paid.order_by(Order.paid_at.desc()))
     if first is None:
         return sa.func.date(Order.paid_at)
     periods = utc_offset_periods(PARIS, first, last)
@@ -123,29 +123,33 @@ def _as_date(value) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
-def _sales(session: Session, filters: StatsFilters, day) -> dict[tuple[int, date], tuple[int, int, int]]:
-    """(offer id, Paris day) -> (tickets, seats, revenue): the one scan of the paid order lines."""
-    day = day.label("day")
+def _sales_per_offer(session: Session, filters: StatsFilters) -> dict[int, tuple[int, int, int]]:
+    """offer id -> (tickets, seats, revenue in cents) of the paid orders: one pass over the order lines."""
     stmt = (
-        sa.select(OrderLine.offer_id, day, sa.func.sum(OrderLine.quantity),
+        sa.select(OrderLine.offer_id, sa.func.sum(OrderLine.quantity),
                   sa.func.sum(OrderLine.quantity * OrderLine.persons),
                   sa.func.sum(OrderLine.quantity * OrderLine.unit_price_cents))
         .join(Order, Order.id == OrderLine.order_id)
         .where(*_paid_conditions(filters))
-        .group_by(OrderLine.offer_id, day)
+        .group_by(OrderLine.offer_id)
     )
-    return {(offer_id, _as_date(value)): (int(tickets), int(seats), int(revenue))
-            for offer_id, value, tickets, seats, revenue in session.execute(stmt)}
+    return {offer_id: (int(tickets), int(seats), int(revenue))
+            for offer_id, tickets, seats, revenue in session.execute(stmt)}
 
 
-def _orders_per_day(session: Session, filters: StatsFilters, day) -> dict[date, int]:
-    day = day.label("day")
-    if filters.event_id is None:  # the orders table alone
-        stmt = sa.select(day, sa.func.count()).where(*_paid_conditions(filters, lines=False)).group_by(day)
+def _sales_per_day(session: Session, filters: StatsFilters) -> dict[date, tuple[int, int]]:
+    """Paris day -> (orders, revenue in cents). Without an event filter the orders table alone
+    answers (an order's total is the sum of its lines); with one, that event's lines do."""
+    day = _paris_day(session, filters).label("day")
+    if filters.event_id is None:
+        stmt = (sa.select(day, sa.func.count(), sa.func.sum(Order.total_cents))
+                .where(*_paid_conditions(filters, lines=False)).group_by(day))
     else:
-        stmt = (sa.select(day, sa.func.count(sa.distinct(Order.id))).join(OrderLine, OrderLine.order_id == Order.id)
+        stmt = (sa.select(day, sa.func.count(sa.distinct(Order.id)),
+                          sa.func.sum(OrderLine.quantity * OrderLine.unit_price_cents))
+                .join(OrderLine, OrderLine.order_id == Order.id)
                 .where(*_paid_conditions(filters)).group_by(day))
-    return {_as_date(value): int(count) for value, count in session.execute(stmt)}
+    return {_as_date(value): (int(orders), int(revenue or 0)) for value, orders, revenue in session.execute(stmt)}
 
 
 def _check_ins(session: Session, filters: StatsFilters) -> dict[int, tuple[int, int]]:
@@ -169,7 +173,7 @@ def _catalogue(session: Session, filters: StatsFilters):
     return session.execute(events).all(), session.execute(offers).all()
 
 
-def _days_series(per_day: dict[date, dict]) -> list[dict]:
+def _days_series(per_day: dict[date, tuple[int, int]]) -> list[dict]:
     """Every day from the first to the last sale, the days without sales at zero."""
     if not per_day:
         return []
@@ -177,7 +181,8 @@ def _days_series(per_day: dict[date, dict]) -> list[dict]:
     series = []
     for offset in range((last - first).days + 1):
         day = first + timedelta(days=offset)
-        series.append({"day": day.isoformat(), **per_day.get(day, {"orders": 0, "tickets": 0, "revenue_cents": 0})})
+        orders, revenue = per_day.get(day, (0, 0))
+        series.append({"day": day.isoformat(), "orders": orders, "revenue_cents": revenue})
     return series
 
 
@@ -195,26 +200,14 @@ def fill_rate(seats_sold: int, capacity: int) -> float:
 def dashboard_stats(session: Session, filters: StatsFilters) -> dict:
     """Everything the dashboard shows, as plain JSON-ready values (cents are integers).
 
-    A fixed handful of statements whatever the number of orders: the paid order lines are
-    read once, grouped by (offer, Paris day), and the per-offer, per-day and per-event
-    figures are sums of those groups.
+    A fixed handful of GROUP BY statements whatever the number of orders: one pass over the
+    paid order lines (per offer, hence per event), one over the paid orders (per day), one
+    over the checked-in tickets, and the catalogue's own rows.
     """
     events, offers = _catalogue(session, filters)
-    day = _paris_day(session, filters)
-    sales = _sales(session, filters, day)
-    orders_per_day = _orders_per_day(session, filters, day)
+    per_offer = _sales_per_offer(session, filters)
+    per_day = _sales_per_day(session, filters)
     check_ins = _check_ins(session, filters)
-
-    per_offer: dict[int, list[int]] = {}
-    per_day: dict[date, dict] = {day: {"orders": n, "tickets": 0, "revenue_cents": 0} for day, n in orders_per_day.items()}
-    for (offer_id, day), (tickets, seats, revenue) in sales.items():
-        totals = per_offer.setdefault(offer_id, [0, 0, 0])
-        totals[0] += tickets
-        totals[1] += seats
-        totals[2] += revenue
-        entry = per_day.setdefault(day, {"orders": 0, "tickets": 0, "revenue_cents": 0})
-        entry["tickets"] += tickets
-        entry["revenue_cents"] += revenue
 
     offer_rows, per_event = [], {}
     for offer_id, name, event_id, title in offers:
@@ -239,7 +232,7 @@ def dashboard_stats(session: Session, filters: StatsFilters) -> dict:
         "days": _days_series(per_day),
         "events": event_rows,
         "totals": {
-            "orders": sum(orders_per_day.values()),
+            "orders": sum(orders for orders, _ in per_day.values()),
             "tickets": sum(row["tickets"] for row in offer_rows),
             "revenue_cents": sum(row["revenue_cents"] for row in offer_rows),
             "seats": sum(row["seats"] for row in offer_rows),

@@ -71,18 +71,18 @@
       datasets: [
         { label: "Revenue (€)", data: days.map((d) => d.revenue_cents / 100), borderColor: GOLD,
           backgroundColor: GOLD, yAxisID: "y", tension: 0.2 },
-        { label: "Tickets sold", data: days.map((d) => d.tickets), borderColor: BLUE, backgroundColor: BLUE,
-          yAxisID: "tickets", tension: 0.2 },
+        { label: "Paid orders", data: days.map((d) => d.orders), borderColor: BLUE, backgroundColor: BLUE,
+          yAxisID: "orders", tension: 0.2 },
       ],
     },
     options: {
       scales: {
         y: { beginAtZero: true, position: "left", ticks: { callback: (v) => euro.format(v) } },
-        tickets: { beginAtZero: true, position: "right", grid: { drawOnChartArea: false }, ticks: { precision: 0 } },
+        orders: { beginAtZero: true, position: "right", grid: { drawOnChartArea: false }, ticks: { precision: 0 } },
       },
       plugins: {
         tooltip: { callbacks: { label: (ctx) => (ctx.dataset.yAxisID === "y"
-          ? `Revenue: ${euro.format(ctx.raw)}` : `Tickets sold: ${ctx.raw}`) } },
+          ? `Revenue: ${euro.format(ctx.raw)}` : `Paid orders: ${ctx.raw}`) } },
       },
     },
   });
