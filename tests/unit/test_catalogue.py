@@ -90,3 +90,21 @@ def test_mark_catalogue_changed_sets_the_session_flag(app):
     assert db.session.info[catalogue.CATALOGUE_CHANGED] is True
     db.session.rollback()  # a rolled-back change invalidates nothing
     assert catalogue.CATALOGUE_CHANGED not in db.session.info
+
+
+def test_the_demo_programme_is_a_realistic_catalogue(app):
+    from app.services.demo import load_demo_events
+
+    events = load_demo_events(db.session, now=NOW)
+    db.session.commit()
+    assert len(events) >= 12
+    assert len({e.sport for e in events}) >= 6 and len({e.venue for e in events}) >= 6
+    for event in events:
+        assert event.published and event.starts_at > NOW and event.starts_at.tzinfo is not None
+        persons = {offer.kind: offer.persons for offer in event.offers}
+        assert persons == {"solo": 1, "duo": 2, "family": 4}
+        prices = {offer.kind: offer.price_cents for offer in event.offers}
+        assert all(isinstance(p, int) and p > 0 for p in prices.values())
+        assert prices["solo"] < prices["duo"] < 2 * prices["solo"] < prices["family"] < 4 * prices["solo"]
+    options = catalogue.filter_options(db.session, now=NOW, zone=PARIS)
+    assert len(options.days) >= 5
