@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-import pytest
 import sqlalchemy as sa
 from flask import Flask, url_for
 
@@ -262,10 +261,8 @@ def test_every_endpoint_answers_every_role_as_declared(app):
     assert not problems, "Access matrix mismatches:\n  " + "\n  ".join(problems)
 
 
-@pytest.mark.xfail(strict=True, reason="app/errors.py handle_http_exception does response[0].headers on the "
-                   "HTML error page (a str): a GET on a POST-only URL raises instead of answering 405. "
-                   "Remove this marker once the foundation fixes it.")
 def test_a_get_on_a_post_only_endpoint_answers_405(app):
+    """An action URL opened in the browser gets the friendly 405 page with its Allow header."""
     world = fresh_world()
     problems = []
     for rule in app.url_map.iter_rules():

@@ -79,6 +79,11 @@ def test_create_with_a_code_shows_it_once_and_emails_it(client, admin, outbox):
     assert "/invitations/activate" in message.body
     event = db.session.scalar(sa.select(AuditEvent).where(AuditEvent.type == "invitation_created"))
     assert event.actor_id == admin.id and code not in str(event.details)
+    # no table anywhere holds the plaintext code, in any spelling
+    with db.engine.connect() as connection:
+        for table in db.metadata.sorted_tables:
+            dump = repr(connection.execute(table.select()).all()).upper()
+            assert code not in dump and code.replace("-", "") not in dump, table.name
 
 
 def test_the_invitation_email_through_a_real_smtp_server(client, admin, smtp_server):
