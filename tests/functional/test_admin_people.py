@@ -270,6 +270,8 @@ def test_dashboard_counts_and_links(client, admin):
     InvitationFactory()
     page = html(client.get("/admin/"))
     assert 'href="/admin/people/"' in page and 'href="/admin/invitations/"' in page and 'href="/admin/users/"' in page
+    nav = re.search(r'<nav aria-label="Administration".*?</nav>', html(client.get("/admin/people/")), re.DOTALL).group(0)
+    assert 'href="/admin/users/"' in nav and 'aria-current="page">People' in nav  # the admin tabs, in macros too
     assert re.search(r'data-count="people">\s*2<', page)
     assert re.search(r'data-count="pending-invitations">\s*1<', page)
 
