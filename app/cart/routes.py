@@ -52,13 +52,14 @@ def add_item():
     except DomainError as error:
         flash(message_for(error.code, **error.params), "danger")
         return redirect(url_for("cart.view_cart"), 303)
+    name, title, slug = offer.name, offer.event.title, offer.event.slug  # read before the commit expires them
     save_cart_items(items)
     if capped:
         flash(f"You can have at most {MAX_QUANTITY} of one offer: your cart now holds {MAX_QUANTITY} × "
-              f"{offer.name} for {offer.event.title}.", "warning")
+              f"{name} for {title}.", "warning")
     else:
-        flash(f"Added {form.quantity.data} × {offer.name} for {offer.event.title} to your cart.", "success")
-    return redirect(url_for("offers.show_event", slug=offer.event.slug), 303)
+        flash(f"Added {form.quantity.data} × {name} for {title} to your cart.", "success")
+    return redirect(url_for("offers.show_event", slug=slug), 303)
 
 
 @bp.post("/<int:offer_id>/quantity")
