@@ -7,6 +7,8 @@ a server set starts). Servers are started as child processes and stopped by PID.
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import json
 import os
 import platform
@@ -41,30 +43,61 @@ PASSWORD = "Podium-Relay-Bench-2026"  # every seeded account (bcrypt cost 12)
 
 
 # --------------------------------------------------------------------------- which code is measured
+@functools.cache
 def app_dir() -> Path:
-    """The code under measurement: a snapshot of the last commit (default) or the work tree.
+    """The code under measurement, fixed once per benchmark process.
 
     Several engineers edit the work tree while benchmarks run; a half-written file must not
-    break (or flatter) a measurement, so by default the committed code is exported with
-    `git archive HEAD` into bench/out/src-<commit>/. BENCH_SOURCE=tree measures the work tree.
+    break (or flatter) a measurement, so by default the last commit is exported with
+    `git archive HEAD` into bench/out/src-<commit>/. BENCH_SOURCE=tree measures the work tree;
+    BENCH_SOURCE=<directory> measures that copy. BENCH_PATCHES=a.diff,b.diff applies candidate
+    fixes (`patch -p1`) to a copy of the snapshot, for before/after figures of a suggested change.
     """
-    if os.environ.get("BENCH_SOURCE") == "tree":
+    source = os.environ.get("BENCH_SOURCE", "")
+    if source == "tree":
         return ROOT
+    if source:
+        return Path(source).resolve()
     sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True,
                          text=True, check=True).stdout.strip()
     target = OUT / f"src-{sha}"
     if not (target / "run.py").exists():
-        tmp = OUT / f"src-{sha}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
         archive = subprocess.run(["git", "archive", "--format=tar", "HEAD"], cwd=ROOT, capture_output=True,
                                  check=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
-        tmp.rename(target)
-        for old in sorted(OUT.glob("src-*"), key=lambda p: p.stat().st_mtime)[:-3]:
-            if old != target:
-                shutil.rmtree(old, ignore_errors=True)
+        _unpack(target, lambda tmp: subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True))
+    patches = [Path(p).resolve() for p in os.environ.get("BENCH_PATCHES", "").split(",") if p.strip()]
+    if patches:
+        digest = hashlib.sha256(b"".join(p.read_bytes() for p in patches)).hexdigest()[:10]
+        patched = OUT / f"src-{sha}-patched-{digest}"
+        if not (patched / "run.py").exists():
+            def apply(tmp: Path) -> None:
+                shutil.copytree(target, tmp, dirs_exist_ok=True)
+                for patch in patches:
+                    subprocess.run(["patch", "-p1", "-s", "-d", str(tmp), "-i", str(patch)], check=True)
+            _unpack(patched, apply)
+        target = patched
+    os.utime(target)  # in use: not old
+    _forget_old_snapshots(keep=target)
     return target
+
+
+def _unpack(target: Path, fill) -> None:
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    fill(tmp)
+    try:
+        tmp.rename(target)
+    except OSError:  # another benchmark process made it meanwhile
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _forget_old_snapshots(keep: Path, max_age_s: float = 3 * 3600) -> None:
+    """Remove snapshots unused for hours (a running benchmark may still serve from a recent one)."""
+    now = time.time()
+    for old in OUT.glob("src-*"):
+        if old != keep and now - old.stat().st_mtime > max_age_s:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def use_app() -> Path:
@@ -210,10 +243,10 @@ class WorkerModel:
         return f"{self.worker_class} w{self.workers} t{self.threads}"
 
 
-# Chosen by measurement (bench/README.md, "Worker model"); run_all.py --choose-workers re-measures.
+# Chosen by measurement (bench/README.md, "Worker model"); bench/workers.py re-measures.
 DEFAULT_MODEL = WorkerModel(
-    workers=int(os.environ.get("BENCH_WORKERS", "3")),
-    threads=int(os.environ.get("BENCH_THREADS", "4")),
+    workers=int(os.environ.get("BENCH_WORKERS", "2")),
+    threads=int(os.environ.get("BENCH_THREADS", "8")),
     worker_class=os.environ.get("BENCH_WORKER_CLASS", "gthread"),
 )
 

@@ -87,8 +87,7 @@ def main(argv=None) -> int:
         memory["workers"] = server.model.label
         step("memory", lambda: memory)
     if not args.no_nginx:
-        model = common.WorkerModel(max(1, common.DEFAULT_MODEL.workers - 1), common.DEFAULT_MODEL.threads,
-                                   common.DEFAULT_MODEL.worker_class)
+        model = common.DEFAULT_MODEL
         common.flush_redis()
         step("nginx_rush", rush.measure_behind_nginx, model, buyers, seats)
     write_readme()

@@ -239,9 +239,7 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     common.flush_redis()
     if args.nginx:
-        model = common.WorkerModel(max(1, common.DEFAULT_MODEL.workers - 1), common.DEFAULT_MODEL.threads,
-                                   common.DEFAULT_MODEL.worker_class)
-        figures = measure_behind_nginx(model, args.buyers, args.seats)
+        figures = measure_behind_nginx(common.DEFAULT_MODEL, args.buyers, args.seats)
         common.print_figures(f"rush behind nginx ({args.buyers} buyers, {args.seats} seats)", figures)
         common.record("nginx_rush", figures)
         return figures

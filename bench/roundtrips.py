@@ -1,0 +1,180 @@
+"""What each step of a purchase costs the server, independent of machine load: SQL statements,
+commits, Redis commands and CPU time, counted in-process with the production configuration.
+
+    .venv/bin/python bench/roundtrips.py [--buyers 30]
+
+Each buyer (a fresh verified customer) logs in and runs the rush's steps through Flask's test
+client (CSRF on, tokens read from the forms, redirects followed). CPU is `time.process_time()`
+of this process around each step, so it covers the app only (not PostgreSQL or Redis). Counts
+are per step, median over the buyers (rounded); also the catalogue pages and the check-in API.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import common, rush
+from bench.browser import parse_forms
+
+SERVER_ENV = ("GUICHET_ENV", "SECRET_KEY", "TICKET_SIGNING_KEY", "DATABASE_URL", "REDIS_URL", "SESSION_COOKIE_SECURE",
+              "RATELIMIT_ENABLED", "LOG_LEVEL", "INSTANCE_PATH", "MAIL_OUTBOX_DIR", "PUBLIC_BASE_URL")
+
+
+class Counter:
+    def __init__(self):
+        self.sql = self.commits = self.redis = 0
+
+    def install(self, engine) -> None:
+        import redis
+        import sqlalchemy as sa
+
+        sa.event.listen(engine, "before_cursor_execute", lambda *a, **k: self._sql())
+        sa.event.listen(engine, "commit", lambda *a: self._commit())
+        original = redis.Redis.execute_command
+
+        def counted(client, *args, **kwargs):
+            self.redis += 1
+            return original(client, *args, **kwargs)
+
+        redis.Redis.execute_command = counted
+
+    def _sql(self):
+        self.sql += 1
+
+    def _commit(self):
+        self.commits += 1
+
+    def snapshot(self) -> tuple:
+        return self.sql, self.commits, self.redis, time.process_time()
+
+
+def make_app():
+    common.use_app()
+    os.environ.update({k: v for k, v in common.server_env().items() if k in SERVER_ENV})
+    from app import create_app
+    from app.extensions import db
+
+    app = create_app()
+    app.config["PREFERRED_URL_SCHEME"] = "http"  # the test client's scheme: plain HTTP like the bench servers
+    counter = Counter()
+    with app.app_context():
+        counter.install(db.engine)
+    return app, counter
+
+
+class Step:
+    def __init__(self, client, counter):
+        self.client, self.counter, self.costs = client, counter, {}
+
+    def __call__(self, name, method, path, data=None, json=None, headers=None):
+        before = self.counter.snapshot()
+        response = self.client.open(path, method=method, data=data, json=json, headers=headers,
+                                    follow_redirects=True)
+        after = self.counter.snapshot()
+        cost = (after[0] - before[0], after[1] - before[1], after[2] - before[2], (after[3] - before[3]) * 1000)
+        self.costs.setdefault(name, []).append(cost)
+        if response.status_code >= 500:
+            raise RuntimeError(f"{name}: {response.status_code}")
+        return response
+
+
+def form(response, action_contains: str, **fields) -> tuple[str, dict]:
+    for f in parse_forms(response.get_data(as_text=True)):
+        if action_contains in f.action:
+            return f.action, f.filled(**fields)
+    raise LookupError(f"no form {action_contains!r}")
+
+
+def buyer_flow(step: Step, email: str, event: dict) -> None:
+    page = step("login page", "GET", "/auth/login")
+    action, data = form(page, "/auth/login", email=email, password=common.PASSWORD)
+    step("login (bcrypt cost 4)", "POST", action, data)
+    page = step("event page", "GET", f"/events/{event['slug']}")
+    action, data = form(page, "/cart/add")
+    page = step("add to cart", "POST", action, data | {"offer_id": str(event["offer_id"]), "quantity": "1"})
+    page = step("checkout review", "GET", "/cart/checkout")
+    action, data = form(page, "/orders")
+    page = step("place order (+ order page)", "POST", action, data)
+    now = datetime.now(UTC)
+    action, data = form(page, "/pay", number=rush.SUCCESS_CARD, exp_month=f"{now.month:02d}",
+                        exp_year=str(now.year + 2), cvv="123", holder="Rush Buyer")
+    step("pay (+ order page)", "POST", action, data)
+    step("events list", "GET", "/events/")
+
+
+def staff_login(step: Step, account: dict) -> None:
+    import pyotp
+
+    page = step("staff login page", "GET", "/auth/login")
+    action, data = form(page, "/auth/login", email=account["email"], password=common.PASSWORD)
+    page = step("staff login (bcrypt 12)", "POST", action, data)
+    action, data = form(page, "/auth/2fa", code=pyotp.TOTP(account["totp_secret"]).now())
+    page = step("staff 2FA step", "POST", action, data)
+    if "/auth/" in page.request.path:
+        raise RuntimeError(f"{account['email']}: 2FA refused (code used in this 30 s step?)")
+
+
+def staff_flows(app, counter, scans: int) -> dict:
+    import re
+
+    from bench import admin, checkin
+
+    step = Step(app.test_client(), counter)
+    staff_login(step, checkin.staff_account(4))
+    page = step("scanner token page", "GET", "/tickets/scanner-tokens")
+    action, data = form(page, "/tickets/scanner-tokens", name="roundtrips")
+    page = step("create scanner token", "POST", action, data)
+    token = re.search(r'id="new-token"[^>]*>([^<]+)<', page.get_data(as_text=True)).group(1).strip()
+    for payload in checkin.payloads_for_unused_tickets(scans, offset=250_000):
+        step("check-in API (bearer token)", "POST", checkin.API, json={"payload": payload},
+             headers={"Authorization": f"Bearer {token}"})
+    costs = step.costs
+    step = Step(app.test_client(), counter)
+    step.costs = costs
+    staff_login(step, admin.admin_account())
+    for _ in range(5):
+        common.clear_app_cache()
+        step("admin dashboard, cache cleared", "GET", admin.PAGE)
+    for _ in range(10):
+        step("admin dashboard, warm", "GET", admin.PAGE)
+    return step.costs
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--buyers", type=int, default=30)
+    parser.add_argument("--no-staff", action="store_true", help="skip the check-in and admin requests")
+    args = parser.parse_args(argv)
+    app, counter = make_app()
+    event = rush.create_rush_event(args.buyers * 2, "roundtrips")
+    emails = rush.create_buyers(args.buyers, "roundtrips")
+    costs: dict[str, list] = {}
+    for email in emails:
+        client = app.test_client()
+        step = Step(client, counter)
+        buyer_flow(step, email, event)
+        for name, values in step.costs.items():
+            costs.setdefault(name, []).extend(values)
+    if not args.no_staff:
+        for name, values in staff_flows(app, counter, 30).items():
+            costs.setdefault(name, []).extend(values)
+    print(f"\nper request, median of {args.buyers} buyers (app CPU in-process; loadavg {common.loadavg()})")
+    print(f"{'step':32s} {'SQL':>5s} {'commits':>8s} {'Redis':>6s} {'CPU ms':>7s}")
+    figures = {}
+    for name, values in costs.items():
+        med = [statistics.median(v[i] for v in values) for i in range(4)]
+        print(f"{name:32s} {med[0]:5.0f} {med[1]:8.0f} {med[2]:6.0f} {med[3]:7.1f}")
+        figures[name] = {"sql": med[0], "commits": med[1], "redis": med[2], "cpu_ms": round(med[3], 1)}
+    common.record("roundtrips", {"roundtrips_per_step": figures})
+    return figures
+
+
+if __name__ == "__main__":
+    main()
