@@ -19,6 +19,7 @@ from app.services.stats import (
     StatsFilters,
     bump_stats_version,
     cached_dashboard_stats,
+    dashboard_stats,
     install_stats_invalidation,
 )
 
@@ -77,10 +78,20 @@ def filters_from_request() -> tuple[DateRangeFilterForm, StatsFilters, bool]:
     return form, StatsFilters(event_id=form.event_id, date_from=form.date_from.data, date_to=form.date_to.data), True
 
 
+def current_stats(filters: StatsFilters) -> dict:
+    """The statistics from the cache; straight from the database when the cache is down."""
+    try:
+        return cached_dashboard_stats(db.session, cache, filters,
+                                      timeout=current_app.config.get("STATS_CACHE_SECONDS", 300))
+    except Exception:
+        current_app.logger.warning("statistics cache unavailable; computing without it", exc_info=True)
+        db.session.rollback()
+        return dashboard_stats(db.session, filters)
+
+
 def render_dashboard(**context):
     form, filters, valid = filters_from_request()
-    stats = cached_dashboard_stats(db.session, cache, filters,
-                                   timeout=current_app.config.get("STATS_CACHE_SECONDS", 300))
+    stats = current_stats(filters)
     return render_template("admin/dashboard.html", form=form, stats=stats, filters=filters,
                            filters_valid=valid, export_args=_export_args(filters), **context)
 

@@ -182,3 +182,19 @@ def test_only_admins_see_the_dashboard(client, auth, role):
 def test_anonymous_visitors_are_sent_to_log_in(client):
     response = client.get("/admin/")
     assert response.status_code == 302 and "/auth/login" in response.headers["Location"]
+
+
+def test_a_cache_outage_still_shows_exact_figures(app, client, admin, monkeypatch):
+    from app.extensions import cache
+
+    load_sales_data()
+
+    working_get = cache.get
+
+    def get(key, *args, **kwargs):  # the statistics' keys are unreachable, the rest still works
+        if key.startswith("stats:"):
+            raise ConnectionError("cache down")
+        return working_get(key, *args, **kwargs)
+
+    monkeypatch.setattr(cache, "get", get)
+    assert json_script(dashboard(client), "dashboard-data")["totals"] == EXPECTED_TOTALS
