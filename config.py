@@ -109,6 +109,8 @@ class Config:
     CATALOGUE_CACHE_SECONDS = env_int("CATALOGUE_CACHE_SECONDS", 60)
     PAYMENT_RATE_LIMIT = env("PAYMENT_RATE_LIMIT", "20/minute")
     PAYMENT_PROVIDER = env("PAYMENT_PROVIDER", "mock")  # the app-wide provider (app/payments_provider.py)
+    # Admin dashboard statistics: a safety net only, every sale, cancellation and check-in invalidates them.
+    STATS_CACHE_SECONDS = env_int("STATS_CACHE_SECONDS", 300)
     INVITATION_DAYS = env_int("INVITATION_DAYS", 7)
     PASSWORD_RESET_MINUTES = 20
     EMAIL_VERIFICATION_HOURS = env_int("EMAIL_VERIFICATION_HOURS", 48)

@@ -82,7 +82,7 @@ def current_stats(filters: StatsFilters) -> dict:
     """The statistics from the cache; straight from the database when the cache is down."""
     try:
         return cached_dashboard_stats(db.session, cache, filters,
-                                      timeout=current_app.config.get("STATS_CACHE_SECONDS", 300))
+                                      timeout=current_app.config["STATS_CACHE_SECONDS"])
     except Exception:
         current_app.logger.warning("statistics cache unavailable; computing without it", exc_info=True)
         db.session.rollback()
