@@ -1,7 +1,7 @@
 """`flask …` commands: demo data (other areas add their own groups here)."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 
 import click
 from flask import Flask
@@ -36,7 +36,7 @@ def expire_orders() -> None:
     """Expire pending orders whose seat hold has run out and release their seats (safe to run often)."""
     from app.services.orders import expire_stale_orders
 
-    count = expire_stale_orders(db.session, now=datetime.now(timezone.utc))
+    count = expire_stale_orders(db.session, now=datetime.now(UTC))
     click.echo(f"Expired {count} pending order{'s' if count != 1 else ''}; their seats are released.")
 
 
