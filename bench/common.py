@@ -400,6 +400,15 @@ def cpu_seconds(pids) -> float:
     return total / ticks
 
 
+def cpu_by_pid(pids) -> dict[int, float]:
+    return {pid: cpu_seconds([pid]) for pid in pids}
+
+
+def cpu_since(before: dict[int, float], pids_now) -> float:
+    """CPU used since `before` by the processes alive now (new ones count from zero)."""
+    return sum(cpu_seconds([pid]) - before.get(pid, 0.0) for pid in pids_now)
+
+
 def postgres_pids() -> list[int]:
     """Every PostgreSQL server process on this machine (the benchmark's and anyone else's)."""
     pids = []

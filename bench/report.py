@@ -51,6 +51,8 @@ DETAILS = [
     ("checkin_same_ticket_exactly_one_valid", "same ticket ×16 connections: rounds with exactly one VALID", "",
      "checkin"),
     ("pdf_render_ms_p99", "PDF render p99 / size", "ms", "tickets"),
+    ("pdf_render_cpu_ms_median", "PDF render, CPU time of the thread (median; load-independent)", "ms", "tickets"),
+    ("verify_cpu_ms_median", "QR verify, CPU time of the thread (median; load-independent)", "ms", "tickets"),
     ("sign_ms_median", "sign one payload, median", "ms", "tickets"),
     ("login_storm_logins", "logins completed during the storm (p50 login)", "", "logins"),
     ("seed_seconds", "seed: 50 events, 10 000 customers, 100 000 orders, 300 000 tickets", "s", "seed"),

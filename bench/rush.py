@@ -140,14 +140,13 @@ async def rush(base: str, buyers: int, seats: int, label: str = "single", check_
     start = asyncio.Event()
     tasks = [asyncio.create_task(purchase(b, event, start)) for b in browsers]
     await asyncio.sleep(0.5)  # every buyer is waiting at the gate
-    pg_pids = common.postgres_pids()
     cpu0, t0 = time.process_time(), time.perf_counter()
-    server_cpu0, pg_cpu0 = common.cpu_seconds(server_pids), common.cpu_seconds(pg_pids)
+    server_cpu0, pg_cpu0 = common.cpu_seconds(server_pids), common.cpu_by_pid(common.postgres_pids())
     start.set()
     results = await asyncio.gather(*tasks, return_exceptions=True)
     wall, client_cpu = time.perf_counter() - t0, time.process_time() - cpu0
-    cpu = {"app": common.cpu_seconds(server_pids) - server_cpu0, "postgres": common.cpu_seconds(pg_pids) - pg_cpu0,
-           "client": client_cpu}
+    cpu = {"app": common.cpu_seconds(server_pids) - server_cpu0,
+           "postgres": common.cpu_since(pg_cpu0, common.postgres_pids()), "client": client_cpu}
     errors_5xx = server_errors(browsers)
     for b in browsers:
         await b.close()
