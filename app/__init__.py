@@ -61,8 +61,9 @@ def configure_logging(app: Flask) -> None:
         import sentry_sdk
         from sentry_sdk.integrations.flask import FlaskIntegration
 
+        # Request bodies may hold card numbers, passwords and codes: never send them.
         sentry_sdk.init(dsn=dsn, integrations=[FlaskIntegration()], send_default_pii=False,
-                        environment=app.config.get("ENV_NAME"))
+                        max_request_body_size="never", environment=app.config.get("ENV_NAME"))
 
 
 def register_extensions(app: Flask) -> None:
