@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: d239ad2f72b1
+Revision ID: eaa5daae136e
 Revises: 
-Create Date: 2026-11-22 17:51:12.711801
+Create Date: 2026-11-22 18:56:32.844144
 
 """
 from alembic import op
@@ -11,7 +11,7 @@ import app.models.base
 
 
 # revision identifiers, used by Alembic.
-revision = 'd239ad2f72b1'
+revision = 'eaa5daae136e'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -121,6 +121,8 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_orders_created_at'), ['created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_orders_paid_at'), ['paid_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_orders_status'), ['status'], unique=False)
+        batch_op.create_index('ix_orders_status_expires_at', ['status', 'expires_at'], unique=False)
+        batch_op.create_index('ix_orders_status_paid_at', ['status', 'paid_at', 'total_cents'], unique=False)
         batch_op.create_index(batch_op.f('ix_orders_user_id'), ['user_id'], unique=False)
 
     op.create_table('password_resets',
@@ -166,6 +168,23 @@ def upgrade():
     with op.batch_alter_table('recovery_codes', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_recovery_codes_user_id'), ['user_id'], unique=False)
 
+    op.create_table('scanner_tokens',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=60), nullable=False),
+    sa.Column('token_hash', sa.String(length=64), nullable=False),
+    sa.Column('hint', sa.String(length=16), nullable=False),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_used_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('revoked_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_scanner_tokens_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_scanner_tokens')),
+    sa.UniqueConstraint('token_hash', name=op.f('uq_scanner_tokens_token_hash'))
+    )
+    with op.batch_alter_table('scanner_tokens', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_scanner_tokens_user_id'), ['user_id'], unique=False)
+
     op.create_table('user_sessions',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('public_id', sa.String(length=43), nullable=False),
@@ -182,6 +201,18 @@ def upgrade():
     with op.batch_alter_table('user_sessions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_user_sessions_user_id'), ['user_id'], unique=False)
 
+    op.create_table('cart_items',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('offer_id', sa.Integer(), nullable=False),
+    sa.Column('quantity', sa.Integer(), nullable=False),
+    sa.Column('added_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.CheckConstraint('quantity >= 1 AND quantity <= 10', name=op.f('ck_cart_items_quantity_range')),
+    sa.ForeignKeyConstraint(['offer_id'], ['offers.id'], name=op.f('fk_cart_items_offer_id_offers'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_cart_items_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_cart_items')),
+    sa.UniqueConstraint('user_id', 'offer_id', name='uq_cart_items_user_offer')
+    )
     op.create_table('invitations',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('person_id', sa.Integer(), nullable=False),
@@ -263,6 +294,7 @@ def upgrade():
     sa.UniqueConstraint('number', name=op.f('uq_tickets_number'))
     )
     with op.batch_alter_table('tickets', schema=None) as batch_op:
+        batch_op.create_index('ix_tickets_event_checked_in', ['event_id', 'checked_in_at', 'persons'], unique=False)
         batch_op.create_index(batch_op.f('ix_tickets_event_id'), ['event_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_tickets_order_id'), ['order_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_tickets_user_id'), ['user_id'], unique=False)
@@ -299,6 +331,7 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_tickets_user_id'))
         batch_op.drop_index(batch_op.f('ix_tickets_order_id'))
         batch_op.drop_index(batch_op.f('ix_tickets_event_id'))
+        batch_op.drop_index('ix_tickets_event_checked_in')
 
     op.drop_table('tickets')
     with op.batch_alter_table('payments', schema=None) as batch_op:
@@ -315,10 +348,15 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_invitations_person_id'))
 
     op.drop_table('invitations')
+    op.drop_table('cart_items')
     with op.batch_alter_table('user_sessions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_user_sessions_user_id'))
 
     op.drop_table('user_sessions')
+    with op.batch_alter_table('scanner_tokens', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_scanner_tokens_user_id'))
+
+    op.drop_table('scanner_tokens')
     with op.batch_alter_table('recovery_codes', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_recovery_codes_user_id'))
 
@@ -330,6 +368,8 @@ def downgrade():
     op.drop_table('password_resets')
     with op.batch_alter_table('orders', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_orders_user_id'))
+        batch_op.drop_index('ix_orders_status_paid_at')
+        batch_op.drop_index('ix_orders_status_expires_at')
         batch_op.drop_index(batch_op.f('ix_orders_status'))
         batch_op.drop_index(batch_op.f('ix_orders_paid_at'))
         batch_op.drop_index(batch_op.f('ix_orders_created_at'))
