@@ -11,9 +11,18 @@ from flask import Flask
 
 load_dotenv()  # before config.py reads the environment
 
-from config import EXAMPLE_VALUES, Config, config_from_env  # noqa: E402
-
-from app.extensions import bcrypt, cache, csrf, db, limiter, login_manager, mail, migrate, sess  # noqa: E402
+from app.extensions import (
+    bcrypt,
+    cache,
+    csrf,
+    db,
+    limiter,
+    login_manager,
+    mail,
+    migrate,
+    sess,
+)
+from config import EXAMPLE_VALUES, Config, config_from_env
 
 
 class ConfigurationError(RuntimeError):

@@ -1,7 +1,7 @@
 """`flask …` commands: demo data (other areas add their own groups here)."""
 from __future__ import annotations
 
-from datetime import UTC, datetime, timezone
+from datetime import UTC, datetime
 
 import click
 from flask import Flask
@@ -16,12 +16,18 @@ demo_cli = AppGroup("demo", help="Demo data for trying Guichet out.")
 @click.option("--if-empty", is_flag=True, help="Do nothing when the database already has events or users.")
 def load_demo(if_empty: bool) -> None:
     """Load the demo programme and the demo accounts."""
-    from app.services.demo import DEMO_ACCOUNTS, DEMO_PASSWORD, database_is_empty, load_demo_accounts, load_demo_events
+    from app.services.demo import (
+        DEMO_ACCOUNTS,
+        DEMO_PASSWORD,
+        database_is_empty,
+        load_demo_accounts,
+        load_demo_events,
+    )
 
     if if_empty and not database_is_empty(db.session):
         click.echo("Database already has data: demo data not loaded.")
         return
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     events = load_demo_events(db.session, now=now)
     load_demo_accounts(db.session, password_hash=bcrypt.generate_password_hash(DEMO_PASSWORD).decode(), now=now)
     db.session.commit()

@@ -4,9 +4,9 @@ Called by views after the service has committed, never inside a transaction.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from pathlib import Path
 import secrets
+from datetime import UTC, datetime
+from pathlib import Path
 
 from flask import current_app, render_template
 from flask_mail import Message
@@ -35,7 +35,7 @@ def send_mail(to: str, subject: str, template: str, attachments=(), **context) -
 
 def write_to_outbox(message: Message, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     path = folder / f"{stamp}-{secrets.token_hex(4)}.eml"
     path.write_bytes(message.as_bytes())
     return path

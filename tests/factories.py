@@ -1,7 +1,7 @@
 """factory_boy factories for the models, writing through `db.session`."""
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
 import factory
@@ -23,7 +23,7 @@ def password_hash(password: str) -> str:
 class BaseFactory(SQLAlchemyModelFactory):
     class Meta:
         abstract = True
-        sqlalchemy_session_factory = lambda: db.session  # noqa: E731
+        sqlalchemy_session_factory = lambda: db.session
         sqlalchemy_session_persistence = "commit"
 
 
@@ -42,7 +42,7 @@ class UserFactory(BaseFactory):
     password_hash = factory.LazyAttribute(lambda o: password_hash(o.password))
     user_key = factory.LazyFunction(make_user_key)
     role = Role.CUSTOMER.value
-    email_verified_at = factory.LazyFunction(lambda: datetime.now(timezone.utc))
+    email_verified_at = factory.LazyFunction(lambda: datetime.now(UTC))
 
 
 class EventFactory(BaseFactory):
@@ -53,7 +53,7 @@ class EventFactory(BaseFactory):
     slug = factory.Sequence(lambda n: f"athletics-session-{n}")
     sport = "Athletics"
     venue = "Stade de France"
-    starts_at = factory.LazyFunction(lambda: datetime.now(timezone.utc) + timedelta(days=30))
+    starts_at = factory.LazyFunction(lambda: datetime.now(UTC) + timedelta(days=30))
     capacity = 100
     seats_taken = 0
     description = "A test session."

@@ -3,4 +3,4 @@ from flask import Blueprint
 
 bp = Blueprint("invitations", __name__)
 
-from app.invitations import routes  # noqa: E402,F401
+from app.invitations import routes  # noqa: F401

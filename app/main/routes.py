@@ -1,7 +1,7 @@
 """Home page and /healthz."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from flask import current_app, jsonify, render_template
@@ -15,7 +15,7 @@ from app.models import Event
 @bp.get("/")
 @allow(ANYONE)
 def home():
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     events = db.session.scalars(
         sa.select(Event).where(Event.published.is_(True), Event.starts_at > now).order_by(Event.starts_at).limit(6)
     ).all()

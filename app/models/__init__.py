@@ -7,7 +7,24 @@ from app.models.ticket import CheckIn, ScannerToken, Ticket
 from app.models.user import PasswordReset, RecoveryCode, Role, User, UserSession
 
 __all__ = [
-    "AuditEvent", "CartItem", "CheckIn", "Event", "Invitation", "Offer", "OfferKind", "Order", "OrderLine",
-    "OrderStatus", "PERSONS_BY_KIND", "PasswordReset", "Payment", "Person", "RecoveryCode", "Role",
-    "ScannerToken", "Ticket", "User", "UserSession",
+    "PERSONS_BY_KIND",
+    "AuditEvent",
+    "CartItem",
+    "CheckIn",
+    "Event",
+    "Invitation",
+    "Offer",
+    "OfferKind",
+    "Order",
+    "OrderLine",
+    "OrderStatus",
+    "PasswordReset",
+    "Payment",
+    "Person",
+    "RecoveryCode",
+    "Role",
+    "ScannerToken",
+    "Ticket",
+    "User",
+    "UserSession",
 ]

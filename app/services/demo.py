@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -57,7 +57,7 @@ def load_demo_events(session: Session, *, now: datetime) -> list[Event]:
         local_start = datetime.combine(first_day + timedelta(days=offset), time(hours, minutes), tzinfo=PARIS)
         event = Event(
             title=title, slug=slugify(title), sport=sport, venue=venue,
-            starts_at=local_start.astimezone(timezone.utc), capacity=capacity, seats_taken=0,
+            starts_at=local_start.astimezone(UTC), capacity=capacity, seats_taken=0,
             description=f"{title} at {venue}. Doors open one hour before the start.", published=True,
         )
         for kind, name, persons, percent in STANDARD_OFFERS:

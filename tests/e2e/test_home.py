@@ -1,7 +1,7 @@
 """E2E: the home page in a real headless Chromium, with no request leaving 127.0.0.1."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -12,7 +12,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_home_page_renders_without_console_errors_or_foreign_requests(app, page, artifacts_dir):
-    load_demo_events(db.session, now=datetime.now(timezone.utc))
+    load_demo_events(db.session, now=datetime.now(UTC))
     db.session.commit()
 
     page.goto("/")

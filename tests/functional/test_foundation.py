@@ -146,7 +146,7 @@ def _start_production(env_overrides: dict) -> subprocess.CompletedProcess:
     env.update({"GUICHET_ENV": "production", "DATABASE_URL": "sqlite://", **env_overrides})
     return subprocess.run(
         [sys.executable, "-c", "from app import create_app; create_app()"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
     )
 
 
