@@ -1,7 +1,7 @@
 """HTTP views of "My account": overview and sessions, profile, password."""
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, session, url_for
+from flask import abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user
 
 from app.access import SIGNED_IN, allow
@@ -16,7 +16,6 @@ from app.auth.hashing import hasher
 from app.auth.login_flow import SESSION_KEY, rotate_session_id, utcnow
 from app.auth.routes import attach_errors
 from app.extensions import db
-from app.messages import message_for
 from app.services import accounts, user_sessions
 from app.services.accounts import InvalidFields
 from app.services.errors import NotFound
@@ -85,10 +84,9 @@ def revoke_session(session_id: int):
     if form.validate_on_submit():
         try:
             user_sessions.revoke_session(db.session, me(), session_id, now=utcnow(), ip_address=request.remote_addr)
-        except NotFound as error:
-            flash(message_for(error.code), "warning")
-        else:
-            flash("That session has been logged out.", "success")
+        except NotFound:
+            abort(404)  # someone else's session, or no such session: ids are not confirmed
+        flash("That session has been logged out.", "success")
     return redirect(url_for("account.index", _anchor="sessions"))
 
 

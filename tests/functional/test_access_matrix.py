@@ -157,11 +157,7 @@ SUCCESS: dict[str, int | str | dict[str, int | str]] = {
 }
 
 # Answers decided on purpose that differ from the derived rule (say why).
-OVERRIDES: dict[str, dict[str, int | str]] = {
-    # Revoking a session id that is not yours: the account page says "not found" in a flash and
-    # redirects (no page of its own to hide), instead of a bare 404.
-    "account.revoke_session": {"other_customer": 302, "staff": 302, "admin": 302},
-}
+OVERRIDES: dict[str, dict[str, int | str]] = {}
 
 
 # --------------------------------------------------------------------------- the check
