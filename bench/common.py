@@ -129,8 +129,9 @@ def machine() -> dict:
     }
 
 
-def record(prefix: str, figures: dict, *, path: Path = RESULTS) -> dict:
+def record(prefix: str, figures: dict, *, path: Path | None = None) -> dict:
     """Merge figures (flat keys) into results.json with the date, the machine and the loadavg."""
+    path = path or RESULTS
     data = {}
     if path.exists():
         with contextlib.suppress(ValueError):
@@ -309,7 +310,8 @@ def gunicorn_command(port: int, model: WorkerModel) -> list[str]:
 
 
 def start_server(model: WorkerModel = DEFAULT_MODEL, *, port: int | None = None, env: dict | None = None,
-                 timeout: float = 60.0) -> Server:
+                 timeout: float = 60.0, nice: int = 0) -> Server:
+    """gunicorn on 127.0.0.1; `nice` > 0 starts it at a lower CPU priority (`nice -n`, same PID)."""
     port = port or free_port()
     OUT.mkdir(parents=True, exist_ok=True)
     log_path = OUT / f"gunicorn-{port}.log"
@@ -320,9 +322,13 @@ def start_server(model: WorkerModel = DEFAULT_MODEL, *, port: int | None = None,
         "GUNICORN_ACCESSLOG": "off", "GUNICORN_LOGLEVEL": "warning", **(env or {}),
     }
     log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
-    proc = subprocess.Popen(gunicorn_command(port, model), cwd=app_dir(), env=server_env(extra),
+    command = (["nice", "-n", str(nice)] if nice else []) + gunicorn_command(port, model)
+    proc = subprocess.Popen(command, cwd=app_dir(), env=server_env(extra),
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     server = Server(proc, port, model, log_path, url=f"http://127.0.0.1:{port}")
+    if nice:  # with sched_autogroup the new session is its own scheduling group: lower the group too
+        with contextlib.suppress(OSError):
+            Path(f"/proc/{proc.pid}/autogroup").write_text(str(nice))
     try:
         wait_healthy(server.url, timeout, proc)
     except Exception:

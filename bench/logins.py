@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import common
 from bench.browser import Browser, LoginFailed, log_in
+from bench.nginx import start_nginx, stop_nginx
 from bench.seed import CUSTOMERS
 
 
@@ -71,12 +73,44 @@ def measure(base: str, duration: int = 30, concurrency: int = 20) -> dict:
     return asyncio.run(run(base, duration, concurrency))
 
 
+@contextlib.contextmanager
+def split_login_pool(model: common.WorkerModel):
+    """nginx sends /auth/ to its own small gunicorn at nice +10, everything else to the main one.
+
+    The deployment answer to a login storm: bcrypt never runs in the workers that serve the
+    catalogue, and the kernel gives the catalogue's processes the CPU first.
+    """
+    main_server = common.start_server(model)
+    try:
+        auth_server = common.start_server(common.WorkerModel(1, 8, "gthread"), nice=10)
+        try:
+            proxy = start_nginx([main_server.port], routes={"/auth/": [auth_server.port]})
+            try:
+                yield proxy, main_server, auth_server
+            finally:
+                stop_nginx(proxy)
+        finally:
+            common.stop_server(auth_server)
+    finally:
+        common.stop_server(main_server)
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=30)
     parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--split", action="store_true",
+                        help="through nginx, with /auth/ on its own gunicorn at nice +10")
     args = parser.parse_args(argv)
     common.flush_redis()
+    if args.split:
+        with split_login_pool(common.DEFAULT_MODEL) as (proxy, main_server, _auth):
+            figures = measure(proxy.url, args.duration, args.concurrency)
+            figures.update(common.worker_rss(main_server, "logins_split"))
+        figures = {k.replace("login_storm_", "login_storm_split_", 1): v for k, v in figures.items()}
+        common.print_figures("login storm, /auth/ on its own nice +10 gunicorn behind nginx", figures)
+        common.record("logins_split", figures)
+        return figures
     with common.running_server() as server:
         figures = measure(server.url, args.duration, args.concurrency)
         figures.update(common.worker_rss(server, "logins"))

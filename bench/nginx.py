@@ -39,8 +39,10 @@ http {{
 {servers}
         keepalive 32;
     }}
+{extra_upstreams}
     server {{
         listen 127.0.0.1:{port};
+{extra_locations}
         location / {{
             proxy_pass http://guichet_web;
             proxy_http_version 1.1;
@@ -72,19 +74,36 @@ class Nginx:
         return f"http://127.0.0.1:{self.port}"
 
 
-def render_config(directory: Path, port: int, upstream_ports: list[int]) -> str:
-    servers = "\n".join(f"        server 127.0.0.1:{p} max_fails=3 fail_timeout=10s;" for p in upstream_ports)
-    return CONFIG.format(dir=directory, port=port, servers=servers)
+PROXY_HEADERS = """\
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;"""
 
 
-def start_nginx(upstream_ports: list[int], timeout: float = 15.0) -> Nginx:
+def render_config(directory: Path, port: int, upstream_ports: list[int], routes: dict | None = None) -> str:
+    """`routes` maps a path prefix (e.g. "/auth/") to the ports of its own upstream."""
+    def servers(ports):
+        return "\n".join(f"        server 127.0.0.1:{p} max_fails=3 fail_timeout=10s;" for p in ports)
+
+    extra_upstreams, extra_locations = [], []
+    for n, (prefix, ports) in enumerate((routes or {}).items()):
+        extra_upstreams.append(f"    upstream guichet_route{n} {{\n{servers(ports)}\n        keepalive 8;\n    }}")
+        extra_locations.append(f"        location {prefix} {{\n            proxy_pass http://guichet_route{n};\n"
+                               f"{PROXY_HEADERS}\n        }}")
+    return CONFIG.format(dir=directory, port=port, servers=servers(upstream_ports),
+                         extra_upstreams="\n".join(extra_upstreams), extra_locations="\n".join(extra_locations))
+
+
+def start_nginx(upstream_ports: list[int], timeout: float = 15.0, routes: dict | None = None) -> Nginx:
     directory = Path(tempfile.mkdtemp(prefix="guichet-bench-nginx-"))
     for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (directory / sub).mkdir()
         (directory / sub).chmod(0o777)  # nginx workers drop root privileges
     port = common.free_port()
     conf = directory / "nginx.conf"
-    conf.write_text(render_config(directory, port, upstream_ports))
+    conf.write_text(render_config(directory, port, upstream_ports, routes))
     check = subprocess.run([NGINX, "-t", "-q", "-c", str(conf), "-p", str(directory)], capture_output=True, text=True,
                            check=False)
     if check.returncode != 0:

@@ -55,6 +55,9 @@ DETAILS = [
     ("verify_cpu_ms_median", "QR verify, CPU time of the thread (median; load-independent)", "ms", "tickets"),
     ("sign_ms_median", "sign one payload, median", "ms", "tickets"),
     ("login_storm_logins", "logins completed during the storm (p50 login)", "", "logins"),
+    ("login_storm_split_catalogue_p99_ms", ("storm with /auth/ on its own gunicorn at nice +10 behind nginx "
+     "(`logins.py --split`): catalogue p99"), "ms", "logins_split"),
+    ("login_storm_split_catalogue_rps", "… and catalogue req/s during that storm", "", "logins_split"),
     ("seed_seconds", "seed: 50 events, 10 000 customers, 100 000 orders, 300 000 tickets", "s", "seed"),
     ("pg_commit_ms", "PostgreSQL one-row INSERT + COMMIT here (fsync floor)", "ms", "environment"),
 ]
