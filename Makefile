@@ -1,6 +1,7 @@
 # Guichet — the README's commands.
 #   make run    start on the embedded defaults (SQLite, file sessions) with demo data
 #   make test   install what the tests need and run them
+#   make bench  the benchmarks (bench/README.md); BENCH_ARGS=--quick for a short run
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -39,7 +40,7 @@ lint: $(VENV)/.test-installed
 	$(VENV)/bin/ruff check app tests bench config.py run.py
 
 bench: $(VENV)/.test-installed
-	$(PY) bench/run_all.py
+	$(PY) bench/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) instance/sessions tests/artifacts .pytest_cache

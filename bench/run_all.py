@@ -20,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import admin, catalogue, checkin, common, logins, rush, seed, tickets
+from bench import nginx as bench_nginx
 from bench.report import write_readme
 
 
@@ -60,6 +61,25 @@ def step(name: str, fn, *args, **kwargs) -> dict:
     return figures
 
 
+def preflight(nginx: bool) -> None:
+    """The tools the benchmarks drive, with the command that installs each (Debian)."""
+    import shutil
+
+    missing = [tool for tool in ("wrk",) if shutil.which(tool) is None]
+    if nginx and not Path(bench_nginx.NGINX).exists():
+        missing.append("nginx")
+    if missing:
+        raise SystemExit(f"bench: missing {', '.join(missing)}: apt-get install -y {' '.join(missing)} "
+                         "(or run with --no-nginx)")
+    try:
+        with common.pg_connect("postgres"):
+            pass
+        common.flush_redis()
+    except Exception as error:  # noqa: BLE001
+        raise SystemExit(f"bench: PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 are needed ({error})"
+                         ) from None
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -70,6 +90,7 @@ def main(argv=None) -> int:
     if args.table:
         write_readme()
         return 0
+    preflight(nginx=not args.no_nginx)
     duration = 10 if args.quick else 30
     buyers, seats = (300, 250) if args.quick else (600, 500)
 
