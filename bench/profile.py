@@ -51,7 +51,7 @@ def profile(path: str, seconds: int = 10, connections: int = 4, headers: dict | 
         else:
             common.http_get(server.url + path, headers=headers)
         spy = subprocess.Popen([str(PY_SPY), "record", "-p", str(server.worker_pids()[0]), "-d", str(seconds),
-                                "-r", "250", "-f", "raw", "-o", str(out)],
+                                "-r", "250", "-f", "raw", "-o", str(out), "--gil"],  # CPU: GIL holders only
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         result = common.run_wrk(server.url + path, threads=1, connections=connections, duration=seconds,
                                 headers=headers, script=script, script_args=script_args)
