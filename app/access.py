@@ -67,7 +67,7 @@ def enforce_access():
         return None
     if not current_user.is_authenticated:
         if wants_json():
-            return jsonify(error="login_required", message="Please log in."), 401
+            return jsonify(error="login_required", message=message_for("login_required_json")), 401
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
     if SIGNED_IN in rule or current_user.role in rule:
         return staff_two_factor_gate(rule)

@@ -157,6 +157,82 @@ MESSAGES: dict[str, str] = {
     "offer_name_taken": "This event already has an offer with that name.",
     "offer_has_sales": "This offer has been sold: it cannot be deleted, only unpublished.",
     "date_range_invalid": "The end date must be on or after the start date.",
+    # messages refactor: what the views used to write inline (flash messages and the like)
+    # -- sign-in, registration, email verification, password reset
+    "login_to_continue": "Please log in to continue.",
+    "login_first": "Please log in first.",
+    "login_required_json": "Please log in.",
+    "logged_out": "You are logged out. See you soon!",
+    "registered_email_sent": "Welcome, {first_name}! Your account is ready: you can log in now. "
+                             "We sent a link to {email} to confirm your address.",
+    "registered_email_not_sent": "Welcome, {first_name}! Your account is ready: you can log in now. "
+                                 "We could not send the confirmation email; ask for a new one from My account.",
+    "email_confirmed": "Thank you: your email address is confirmed.",
+    "email_already_confirmed": "Your email address is already confirmed.",
+    "verification_resent": "We sent a new confirmation link to {email}.",
+    "verification_not_sent": "We could not send the email right now. Please try again in a few minutes.",
+    "second_factor_missing": "Enter the code from your authenticator app, or a recovery code.",
+    "password_reset_done": "Your password has been changed and every session was logged out. "
+                           "Log in with your new password.",
+    # -- my account: profile, password, sessions, two-factor authentication
+    "profile_saved": "Profile saved.",
+    "profile_saved_confirm_email": "Profile saved. We sent a link to {email}: please confirm your new address.",
+    "password_changed": "Your password has been changed.",
+    "password_changed_sessions_revoked": "Your password has been changed. {count} other session(s) were "
+                                         "logged out.",
+    "session_revoked": "That session has been logged out.",
+    "other_sessions_revoked": "{count} other session(s) logged out.",
+    "no_other_sessions": "You have no other session.",
+    "2fa_recovery_code_used": "You used a recovery code; {left} left. If you lost your phone, set up "
+                              "two-factor authentication again from My account.",
+    "2fa_enabled": "Two-factor authentication is now on. Save your recovery codes below.",
+    "2fa_recovery_codes_unavailable": "Recovery codes can only be downloaded right after they are made. "
+                                      "Make new ones if you lost them.",
+    "2fa_recovery_codes_renewed": "New recovery codes are ready; the old ones no longer work.",
+    "2fa_disabled": "Two-factor authentication is now off.",
+    # -- shop: cart, orders, payment
+    "offer_gone": "“This offer” is no longer on sale.",
+    "cart_added": "Added {quantity} × {name} for {title} to your cart.",
+    "cart_quantity_capped": "You can have at most {max} of one offer: your cart now holds {max} × "
+                            "{name} for {title}.",
+    "cart_updated": "Your cart was updated.",
+    "cart_line_removed": "The line was removed from your cart.",
+    "order_placed": "Order {order} is placed and your seats are held for {minutes} minutes. "
+                    "Pay now to get your tickets.",
+    "payment_form_expired": "This form has expired. Please enter your card again.",
+    "payment_accepted": "Payment accepted: your order is paid and your tickets are ready.",
+    "payment_accepted_email_sent": "Payment accepted: your order is paid and your tickets are ready. "
+                                   "A confirmation email is on its way.",
+    "order_cancelled": "Order {order} is cancelled: its tickets are void and {amount} is refunded to your card.",
+    # -- staff invitations
+    "invitation_account_created": "Your account is ready: welcome to the Guichet team, {first_name}. "
+                                  "You are signed in as {role}.",
+    "invitation_account_now_linked": "Your account is now linked: welcome to the Guichet team, {first_name}. "
+                                     "You are signed in as {role}.",
+    # -- administration: people, invitations, users, two-factor reset, catalogue, orders, exports
+    "person_added": "{name} was added to the directory.",
+    "person_saved": "{name}'s record was saved.",
+    "person_removed": "{name} was removed from the directory.",
+    "invitation_email_failed": "We could not email the code. Please give it to the person yourself.",
+    "invitation_revoked_done": "The invitation for {name} was revoked; its code no longer works.",
+    "user_role_changed": "{email} is now {role}, from their next request.",
+    "user_disabled": "{email} is disabled and signed out everywhere.",
+    "user_enabled": "{email} can log in again.",
+    "user_sessions_revoked": "Every session of {email} was revoked.",
+    "2fa_reset_done": "Two-factor authentication was reset for {email}. They can log in with their "
+                      "password and should set it up again.",
+    "event_created": "“{title}” was created as a draft. Add its offers, then publish it.",
+    "event_saved": "The event was saved.",
+    "event_published": "“{title}” is on sale.",
+    "event_unpublished": "“{title}” is hidden from the catalogue.",
+    "event_deleted": "“{title}” was deleted.",
+    "offer_created": "Offer “{name}” was added as a draft: publish it to put it on sale.",
+    "offer_saved": "The offer was saved.",
+    "offer_published": "Offer “{name}” is on sale.",
+    "offer_unpublished": "Offer “{name}” is no longer on sale.",
+    "offer_deleted": "Offer “{name}” was deleted.",
+    "admin_order_cancelled": "Order {order} was cancelled and {amount} refunded; its tickets no longer work.",
+    "export_filters_invalid": "These filters are not valid; nothing was exported. Check the dates and the event.",
 }
 
 ERROR_PAGES: dict[int, tuple[str, str]] = {

@@ -16,6 +16,7 @@ from app.auth.hashing import hasher
 from app.auth.login_flow import SESSION_KEY, rotate_session_id, utcnow
 from app.auth.routes import attach_errors
 from app.extensions import db
+from app.messages import message_for
 from app.services import accounts, user_sessions
 from app.services.accounts import InvalidFields
 from app.services.errors import NotFound
@@ -49,10 +50,9 @@ def profile():
             if previous_email:
                 send_email_changed_email(me(), previous_email)
                 send_verification_email(me())
-                flash(f"Profile saved. We sent a link to {current_user.email}: please confirm your new address.",
-                      "success")
+                flash(message_for("profile_saved_confirm_email", email=current_user.email), "success")
             else:
-                flash("Profile saved.", "success")
+                flash(message_for("profile_saved"), "success")
             return redirect(url_for("account.index"))
     return render_template("account/profile.html", form=form)
 
@@ -71,8 +71,8 @@ def password():
         else:
             rotate_session_id()
             send_password_changed_email(me(), by_reset=False)
-            others = f" {revoked} other session(s) were logged out." if revoked else ""
-            flash(f"Your password has been changed.{others}", "success")
+            flash(message_for("password_changed_sessions_revoked" if revoked else "password_changed",
+                              count=revoked), "success")
             return redirect(url_for("account.index"))
     return render_template("account/password.html", form=form)
 
@@ -86,7 +86,7 @@ def revoke_session(session_id: int):
             user_sessions.revoke_session(db.session, me(), session_id, now=utcnow(), ip_address=request.remote_addr)
         except NotFound:
             abort(404)  # someone else's session, or no such session: ids are not confirmed
-        flash("That session has been logged out.", "success")
+        flash(message_for("session_revoked"), "success")
     return redirect(url_for("account.index", _anchor="sessions"))
 
 
@@ -97,5 +97,5 @@ def revoke_other_sessions():
     if form.validate_on_submit():
         count = user_sessions.revoke_other_sessions(db.session, me(), keep_public_id=session.get(SESSION_KEY),
                                                     now=utcnow(), ip_address=request.remote_addr)
-        flash(f"{count} other session(s) logged out." if count else "You have no other session.", "success")
+        flash(message_for("other_sessions_revoked" if count else "no_other_sessions", count=count), "success")
     return redirect(url_for("account.index", _anchor="sessions"))

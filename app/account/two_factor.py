@@ -132,7 +132,7 @@ def two_factor_setup():
             session.pop(ENROLMENT_KEY, None)
             _keep_fresh_codes(codes)
             _notify("two-factor authentication is on", "two_factor_enabled")
-            flash("Two-factor authentication is now on. Save your recovery codes below.", "success")
+            flash(message_for("2fa_enabled"), "success")
             return redirect(url_for("account.two_factor_recovery_codes"))
     form.code.data = ""
     uri = provisioning_uri(enrolment["secret"], current_user.email)
@@ -158,8 +158,7 @@ def two_factor_recovery_codes():
 def two_factor_recovery_codes_download():
     fresh = _state(FRESH_CODES_KEY, FRESH_CODES_MINUTES)
     if fresh is None:
-        flash("Recovery codes can only be downloaded right after they are made. "
-              "Make new ones if you lost them.", "warning")
+        flash(message_for("2fa_recovery_codes_unavailable"), "warning")
         return redirect(url_for("account.two_factor"))
     body = render_template("account/two_factor_recovery_codes.txt", codes=fresh["codes"], user=current_user,
                            made_at=datetime.fromisoformat(fresh["created_at"]))
@@ -188,7 +187,7 @@ def two_factor_regenerate():
         else:
             _keep_fresh_codes(codes)
             _notify("new recovery codes", "two_factor_codes_regenerated")
-            flash("New recovery codes are ready; the old ones no longer work.", "success")
+            flash(message_for("2fa_recovery_codes_renewed"), "success")
             return redirect(url_for("account.two_factor_recovery_codes"))
     return _management_page(regenerate_form=form)
 
@@ -207,7 +206,7 @@ def two_factor_disable():
         else:
             session.pop(FRESH_CODES_KEY, None)
             _notify("two-factor authentication is off", "two_factor_disabled")
-            flash("Two-factor authentication is now off.", "success")
+            flash(message_for("2fa_disabled"), "success")
             return redirect(url_for("account.two_factor"))
     return _management_page(disable_form=form)
 

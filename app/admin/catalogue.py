@@ -75,7 +75,7 @@ def event_new():
         except DomainError as error:
             show_error(form, error)
         else:
-            flash(f"“{event.title}” was created as a draft. Add its offers, then publish it.", "success")
+            flash(message_for("event_created", title=event.title), "success")
             return redirect(url_for("admin.event_detail", event_id=event.id))
     return render_template("admin/event_form.html", form=form, event=None)
 
@@ -101,7 +101,7 @@ def event_edit(event_id: int):
         except DomainError as error:
             show_error(form, error)
         else:
-            flash("The event was saved.", "success")
+            flash(message_for("event_saved"), "success")
             return redirect(url_for("admin.event_detail", event_id=event.id))
     return render_template("admin/event_form.html", form=form, event=event)
 
@@ -116,7 +116,8 @@ def _set_event_published(event_id: int, published: bool):
             db.session.rollback()
             flash(message_for(error.code, **error.params), "danger")
         else:
-            flash(f"“{event.title}” is {'on sale' if published else 'hidden from the catalogue'}.", "success")
+            flash(message_for("event_published" if published else "event_unpublished", title=event.title),
+                  "success")
     return redirect(url_for("admin.event_detail", event_id=event_id))
 
 
@@ -146,7 +147,7 @@ def event_delete(event_id: int):
             db.session.rollback()
             flash(message_for(error.code, **error.params), "danger")
             return redirect(url_for("admin.event_detail", event_id=event.id))
-        flash(f"“{title}” was deleted.", "success")
+        flash(message_for("event_deleted", title=title), "success")
         return redirect(url_for("admin.events"))
     return render_template("admin/event_delete.html", event=event, form=form, has_sales=has_sales)
 
@@ -163,7 +164,7 @@ def offer_new(event_id: int):
         except DomainError as error:
             show_error(form, error)
         else:
-            flash(f"Offer “{offer.name}” was added as a draft: publish it to put it on sale.", "success")
+            flash(message_for("offer_created", name=offer.name), "success")
             return redirect(url_for("admin.event_detail", event_id=event.id))
     return render_template("admin/offer_form.html", form=form, event=event, offer=None)
 
@@ -182,7 +183,7 @@ def offer_edit(event_id: int, offer_id: int):
         except DomainError as error:
             show_error(form, error)
         else:
-            flash("The offer was saved.", "success")
+            flash(message_for("offer_saved"), "success")
             return redirect(url_for("admin.event_detail", event_id=event_id))
     return render_template("admin/offer_form.html", form=form, event=offer.event,
                            offer=offer)
@@ -192,7 +193,7 @@ def _set_offer_published(event_id: int, offer_id: int, published: bool):
     offer = _offer(event_id, offer_id)
     if ConfirmForm().validate_on_submit():
         catalogue_admin.set_offer_published(db.session, event_id, offer.id, published)
-        flash(f"Offer “{offer.name}” is {'on sale' if published else 'no longer on sale'}.", "success")
+        flash(message_for("offer_published" if published else "offer_unpublished", name=offer.name), "success")
     return redirect(url_for("admin.event_detail", event_id=event_id))
 
 
@@ -222,6 +223,6 @@ def offer_delete(event_id: int, offer_id: int):
             db.session.rollback()
             flash(message_for(error.code, **error.params), "danger")
         else:
-            flash(f"Offer “{name}” was deleted.", "success")
+            flash(message_for("offer_deleted", name=name), "success")
         return redirect(url_for("admin.event_detail", event_id=event_id))
     return render_template("admin/offer_delete.html", offer=offer, event=offer.event, form=form, has_sales=has_sales)

@@ -13,6 +13,7 @@ from app.access import ADMIN, allow
 from app.admin import bp
 from app.admin.dashboard import filters_from_request
 from app.extensions import db
+from app.messages import message_for
 from app.models import OrderStatus
 from app.services import exports
 
@@ -27,7 +28,7 @@ def _csv_response(kind: str, header: list[str], rows, filters) -> Response:
 
 
 def _bad_filters():
-    flash("These filters are not valid; nothing was exported. Check the dates and the event.", "danger")
+    flash(message_for("export_filters_invalid"), "danger")
     return redirect(url_for("admin.dashboard", **request.args))
 
 

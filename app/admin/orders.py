@@ -73,8 +73,8 @@ def order_cancel(code: str):
             db.session.rollback()
             flash(message_for(error.code, **error.params), "danger")
         else:
-            flash(f"Order {order.code} was cancelled and {_money(order.total_cents)} refunded; "
-                  "its tickets no longer work.", "success")
+            flash(message_for("admin_order_cancelled", order=order.code, amount=_money(order.total_cents)),
+                  "success")
         return redirect(url_for("admin.order_detail", code=order.code))
     return render_template("admin/order_cancel.html", order=order, form=form)
 

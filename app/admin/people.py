@@ -78,7 +78,7 @@ def _hand_over(person: Person, issued: invitations.IssuedInvitation) -> None:
                   activate_url=current_app.config["PUBLIC_BASE_URL"].rstrip("/") + url_for("invitations.activate"))
     except (OSError, smtplib.SMTPException):
         current_app.logger.exception("could not email an invitation code")
-        flash("We could not email the code. Please give it to the person yourself.", "warning")
+        flash(message_for("invitation_email_failed"), "warning")
     else:
         session[SHOWN_CODE_KEY] = {**session[SHOWN_CODE_KEY], "emailed": True}
 
@@ -106,7 +106,7 @@ def new_person():
         except DomainError as error:
             _attach_error(form, error)
         else:
-            flash(f"{person.full_name} was added to the directory.", "success")
+            flash(message_for("person_added", name=person.full_name), "success")
             if issued is not None:
                 _hand_over(person, issued)
             return redirect(url_for("admin.person_detail", person_id=person.id))
@@ -139,7 +139,7 @@ def edit_person(person_id: int):
             db.session.rollback()
             _attach_error(form, error)
         else:
-            flash(f"{person.full_name}'s record was saved.", "success")
+            flash(message_for("person_saved", name=person.full_name), "success")
             return redirect(url_for("admin.person_detail", person_id=person.id))
     return render_template("admin/person_form.html", form=form, person=person, phone_help=PHONE_HELP)
 
@@ -152,7 +152,7 @@ def delete_person(person_id: int):
     if form.validate_on_submit():
         name = person.full_name
         people.delete_person(db.session, person.id)
-        flash(f"{name} was removed from the directory.", "success")
+        flash(message_for("person_removed", name=name), "success")
         return redirect(url_for("admin.people_list"))
     return render_template("admin/person_delete.html", person=person, form=form)
 
@@ -197,8 +197,7 @@ def revoke_invitation(invitation_id: int):
         except DomainError as error:
             flash(message_for(error.code), "danger")
         else:
-            flash(f"The invitation for {invitation.person.full_name} was revoked; its code no longer works.",
-                  "success")
+            flash(message_for("invitation_revoked_done", name=invitation.person.full_name), "success")
     return redirect(_back(invitation))
 
 

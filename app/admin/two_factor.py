@@ -48,8 +48,7 @@ def reset_two_factor(user_id: int):
             (form.identity_check.errors if error.field else form.form_errors).append(message_for(error.code))
         else:
             _notify(user, now)
-            flash(f"Two-factor authentication was reset for {user.email}. They can log in with their "
-                  "password and should set it up again.", "success")
+            flash(message_for("2fa_reset_done", email=user.email), "success")
             return redirect(_back_url(user))
     return render_template("admin/two_factor_reset.html", user=user, form=form, back_url=_back_url(user))
 

@@ -76,7 +76,7 @@ def change_role(user_id: int):
         new_role = form.role.data
         return _apply(lambda: users_admin.change_role(
             db.session, user.id, new_role, actor_id=current_user.id, now=_now(), ip_address=request.remote_addr),
-            user, f"{user.email} is now {ROLE_LABELS[new_role].lower()}, from their next request.")
+            user, message_for("user_role_changed", email=user.email, role=ROLE_LABELS[new_role].lower()))
     if form.role.data not in ROLE_LABELS:
         form.role.data = user.role
     return render_template("admin/user_confirm.html", user=user, form=form, action="role",
@@ -92,7 +92,7 @@ def disable_user(user_id: int):
     if form.validate_on_submit():
         return _apply(lambda: users_admin.disable_user(
             db.session, user.id, actor_id=current_user.id, now=_now(), ip_address=request.remote_addr),
-            user, f"{user.email} is disabled and signed out everywhere.")
+            user, message_for("user_disabled", email=user.email))
     return render_template("admin/user_confirm.html", user=user, form=form, action="disable",
                            is_last_admin=_is_last_admin(user))
 
@@ -105,7 +105,7 @@ def enable_user(user_id: int):
     if form.validate_on_submit():
         return _apply(lambda: users_admin.enable_user(
             db.session, user.id, actor_id=current_user.id, now=_now(), ip_address=request.remote_addr),
-            user, f"{user.email} can log in again.")
+            user, message_for("user_enabled", email=user.email))
     return render_template("admin/user_confirm.html", user=user, form=form, action="enable")
 
 
@@ -117,7 +117,7 @@ def revoke_user_sessions(user_id: int):
     if form.validate_on_submit():
         return _apply(lambda: users_admin.revoke_user_sessions(
             db.session, user.id, actor_id=current_user.id, now=_now(), ip_address=request.remote_addr),
-            user, f"Every session of {user.email} was revoked.")
+            user, message_for("user_sessions_revoked", email=user.email))
     active = [s for s in users_admin.user_sessions(db.session, user.id) if s.is_active]
     return render_template("admin/user_confirm.html", user=user, form=form, action="sessions", active=active)
 

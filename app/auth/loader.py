@@ -22,6 +22,7 @@ from app.auth.login_flow import (
     utcnow,
 )
 from app.extensions import db, login_manager
+from app.messages import message_for
 from app.models import User, UserSession
 
 # last_seen_at is written at most this often per session (it is a list on the account page).
@@ -30,7 +31,7 @@ TOUCH_EVERY = timedelta(minutes=5)
 
 def register_user_loader(app: Flask) -> None:
     login_manager.login_view = "auth.login"
-    login_manager.login_message = "Please log in to continue."
+    login_manager.login_message = message_for("login_to_continue")
     login_manager.login_message_category = "info"
     login_manager.session_protection = None  # the user_sessions table does this job
     auth_cache.listen_for_writes()

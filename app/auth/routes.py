@@ -95,7 +95,7 @@ def logout():
         user_sessions.end_session(db.session, public_id, now=utcnow(), ip_address=request.remote_addr)
     logout_user()
     session.clear()
-    flash("You are logged out. See you soon!", "info")
+    flash(message_for("logged_out"), "info")
     rotate_session_id()
     response = redirect(url_for("main.home"))
     forget_remember_cookie(response)
@@ -119,10 +119,8 @@ def register():
             attach_errors(form, error.errors)
         else:
             sent = send_verification_email(user)
-            flash(f"Welcome, {user.first_name}! Your account is ready: you can log in now. "
-                  + (f"We sent a link to {user.email} to confirm your address."
-                     if sent else "We could not send the confirmation email; ask for a new one from My account."),
-                  "success")
+            flash(message_for("registered_email_sent" if sent else "registered_email_not_sent",
+                              first_name=user.first_name, email=user.email), "success")
             return redirect(url_for("auth.login"))
     return render_template("auth/register.html", form=form)
 
@@ -136,7 +134,7 @@ def verify_email(token: str):
                                    max_age_seconds=hours * 3600, now=utcnow(), ip_address=request.remote_addr)
     except DomainError as error:
         return render_template("auth/verify_failed.html", message=message_for(error.code)), 400
-    flash("Thank you: your email address is confirmed.", "success")
+    flash(message_for("email_confirmed"), "success")
     return redirect(url_for("account.index") if current_user.is_authenticated else url_for("auth.login"))
 
 
@@ -149,14 +147,14 @@ def resend_key() -> str:
 @limiter.limit("5/hour", key_func=resend_key, methods=["POST"])
 def resend_verification():
     if current_user.is_verified:
-        flash("Your email address is already confirmed.", "info")
+        flash(message_for("email_already_confirmed"), "info")
         return redirect(url_for("account.index"))
     form = ResendVerificationForm()
     if form.validate_on_submit():
         if send_verification_email(current_user):
-            flash(f"We sent a new confirmation link to {current_user.email}.", "success")
+            flash(message_for("verification_resent", email=current_user.email), "success")
         else:
-            flash("We could not send the email right now. Please try again in a few minutes.", "danger")
+            flash(message_for("verification_not_sent"), "danger")
         return redirect(url_for("account.index"))
     return render_template("auth/resend.html", form=form)
 
@@ -198,7 +196,7 @@ def reset_with_token(token: str):
     form = ResetForm()
     if form.validate_on_submit():
         if user.has_2fa and not (form.second_factor.data or "").strip():
-            form.second_factor.errors.append("Enter the code from your authenticator app, or a recovery code.")
+            form.second_factor.errors.append(message_for("second_factor_missing"))
         else:
             try:
                 user = password_resets.complete_reset(
@@ -223,8 +221,7 @@ def finish_reset(user):
     if current_user.is_authenticated and current_user.id == user.id:
         logout_user()
         session.clear()
-    flash("Your password has been changed and every session was logged out. Log in with your new password.",
-          "success")
+    flash(message_for("password_reset_done"), "success")
     rotate_session_id()
     response = redirect(url_for("auth.login"))
     forget_remember_cookie(response)

@@ -84,7 +84,7 @@ def two_factor():
     now = datetime.now(UTC)
     user, pending, problem = pending_login(now)
     if user is None:
-        flash(message_for(problem) if problem else "Please log in first.", "warning" if problem else "info")
+        flash(message_for(problem or "login_first"), "warning" if problem else "info")
         return redirect(url_for("auth.login"))
     form = SecondFactorForm()
     if form.validate_on_submit():
@@ -97,8 +97,7 @@ def two_factor():
             session.pop(PENDING_KEY, None)
             if method == RECOVERY:
                 left = len(unused_recovery_codes(db.session, user))
-                flash(f"You used a recovery code; {left} left. If you lost your phone, set up "
-                      "two-factor authentication again from My account.", "warning")
+                flash(message_for("2fa_recovery_code_used", left=left), "warning")
             return complete_login(user, remember=bool(pending.get("remember")),
                                   next_url=pending.get("next"), method=method)
     form.code.data = ""  # never echo a code back

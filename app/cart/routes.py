@@ -55,10 +55,9 @@ def add_item():
     name, title, slug = offer.name, offer.event.title, offer.event.slug  # read before the commit expires them
     save_cart_items(items)
     if capped:
-        flash(f"You can have at most {MAX_QUANTITY} of one offer: your cart now holds {MAX_QUANTITY} × "
-              f"{name} for {title}.", "warning")
+        flash(message_for("cart_quantity_capped", max=MAX_QUANTITY, name=name, title=title), "warning")
     else:
-        flash(f"Added {form.quantity.data} × {name} for {title} to your cart.", "success")
+        flash(message_for("cart_added", quantity=form.quantity.data, name=name, title=title), "success")
     return redirect(url_for("offers.show_event", slug=slug), 303)
 
 
@@ -74,7 +73,7 @@ def update_item(offer_id: int):
         return redirect(url_for("cart.view_cart"), 303)
     items[offer_id] = form.quantity.data
     save_cart_items(items)
-    flash("Your cart was updated.", "success")
+    flash(message_for("cart_updated"), "success")
     return redirect(url_for("cart.view_cart"), 303)
 
 
@@ -85,7 +84,7 @@ def remove_item(offer_id: int):
     if items.pop(offer_id, None) is None:
         abort(404)
     save_cart_items(items)
-    flash("The line was removed from your cart.", "success")
+    flash(message_for("cart_line_removed"), "success")
     return redirect(url_for("cart.view_cart"), 303)
 
 

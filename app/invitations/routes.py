@@ -49,9 +49,8 @@ def activate():
             _show_error(form, error)
         else:
             user = result.user
-            what = "Your account is ready" if result.created_account else "Your account is now linked"
-            flash(f"{what}: welcome to the Guichet team, {user.first_name}. You are signed in as {user.role}.",
-                  "success")
+            done = "invitation_account_created" if result.created_account else "invitation_account_now_linked"
+            flash(message_for(done, first_name=user.first_name, role=user.role), "success")
             return complete_login(user, remember=False, next_url=staff_landing(user.role), method="invitation")
     return render_template("invitations/activate.html", form=form)
 

@@ -71,8 +71,8 @@ def place_order():
     except DomainError as error:
         flash(message_for(error.code, **error.params), "danger")
         return redirect(url_for("cart.view_cart" if error.code == "cart_empty" else "cart.checkout"), 303)
-    flash(f"Order {order.code} is placed and your seats are held for "
-          f"{current_app.config['ORDER_HOLD_MINUTES']} minutes. Pay now to get your tickets.", "success")
+    flash(message_for("order_placed", order=order.code, minutes=current_app.config["ORDER_HOLD_MINUTES"]),
+          "success")
     return redirect(url_for("orders.show_order", code=order.code), 303)
 
 
@@ -94,7 +94,7 @@ def pay_order(code: str):
     form = PaymentForm()
     if not form.validate_on_submit():
         form.forget_card()
-        return _render_order(order, form, 400, payment_error="This form has expired. Please enter your card again.")
+        return _render_order(order, form, 400, payment_error=message_for("payment_form_expired"))
     now = _now()
     errors = validate_card(form.number.data, form.exp_month.data, form.exp_year.data, form.cvv.data,
                            form.holder.data, today=now.date())
@@ -116,8 +116,7 @@ def pay_order(code: str):
         return redirect(url_for("orders.show_order", code=code), 303)
     if outcome.paid_now:
         sent = send_order_confirmation(outcome.order)
-        flash("Payment accepted: your order is paid and your tickets are ready."
-              + (" A confirmation email is on its way." if sent else ""), "success")
+        flash(message_for("payment_accepted_email_sent" if sent else "payment_accepted"), "success")
     else:
         flash(message_for("order_already_paid"), "info")
     return redirect(url_for("orders.show_order", code=code), 303)
@@ -136,6 +135,5 @@ def cancel_order(code: str):
         flash(message_for(error.code, **error.params), "danger")
         return redirect(url_for("orders.show_order", code=code), 303)
     send_order_cancellation(order)
-    flash(f"Order {order.code} is cancelled: its tickets are void and {format_cents(order.total_cents)} "
-          "is refunded to your card.", "success")
+    flash(message_for("order_cancelled", order=order.code, amount=format_cents(order.total_cents)), "success")
     return redirect(url_for("orders.show_order", code=code), 303)

@@ -170,8 +170,10 @@ def _place(session: Session, *, user: User, items: Mapping[int, int], expected_t
     tickets: dict[int, int] = {}
     for offer_id, quantity in items.items():
         offer = offers.get(offer_id)
-        if offer is None or not offer.published or not offer.event.published:
-            raise Conflict("offer_unavailable", name=offer.name if offer else "This offer")
+        if offer is None:
+            raise Conflict("offer_gone")
+        if not offer.published or not offer.event.published:
+            raise Conflict("offer_unavailable", name=offer.name)
         if offer.event.starts_at <= now:
             raise Conflict("event_started", event=offer.event.title)
         seats[offer.event_id] = seats.get(offer.event_id, 0) + quantity * offer.persons
