@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from playwright.sync_api import expect
 
 from app.extensions import db
 from app.services.demo import load_demo_events
@@ -17,7 +18,7 @@ def test_home_page_renders_without_console_errors_or_foreign_requests(app, page,
 
     page.goto("/")
     assert page.title().startswith("Tickets for the Games")
-    assert page.get_by_role("heading", name="Your seat at the Games").is_visible()
+    expect(page.get_by_role("heading", name="Your seat at the Games")).to_be_visible()
     assert page.locator("article.card").count() == 6
     # Bootstrap's stylesheet and bundle were served and applied (navbar is dark blue, JS loaded).
     assert page.evaluate("() => typeof window.bootstrap") == "object"
