@@ -51,8 +51,8 @@ DETAILS = [
     ("checkin_same_ticket_exactly_one_valid", "same ticket ×16 connections: rounds with exactly one VALID", "",
      "checkin"),
     ("pdf_render_ms_p99", "PDF render p99 / size", "ms", "tickets"),
-    ("pdf_render_cpu_ms_median", "PDF render, CPU time of the thread (median; load-independent)", "ms", "tickets"),
-    ("verify_cpu_ms_median", "QR verify, CPU time of the thread (median; load-independent)", "ms", "tickets"),
+    ("pdf_render_cpu_ms_median", "PDF render, CPU time of the rendering thread (median)", "ms", "tickets"),
+    ("verify_cpu_ms_median", "QR verify, CPU time of the thread (median)", "ms", "tickets"),
     ("sign_ms_median", "sign one payload, median", "ms", "tickets"),
     ("login_storm_logins", "logins completed during the storm (p50 login)", "", "logins"),
     ("login_storm_split_catalogue_p99_ms", ("storm with /auth/ on its own gunicorn at nice +10 behind nginx "
