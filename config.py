@@ -68,6 +68,9 @@ class Config:
     SESSION_KEY_PREFIX = env("SESSION_KEY_PREFIX", "guichet:session:")
     SESSION_PERMANENT = True
     PERMANENT_SESSION_LIFETIME = timedelta(hours=env_int("SESSION_LIFETIME_HOURS", 12))
+    # Write the server-side session only when it changed (not on every page): one store round
+    # trip less per request; the lifetime then counts from the last change.
+    SESSION_REFRESH_EACH_REQUEST = False
     SESSION_COOKIE_NAME = "guichet_session"
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"

@@ -45,8 +45,12 @@ def _database_ok() -> bool:
 def _redis_ok() -> bool:
     import redis
 
+    client = current_app.extensions.get("healthz_redis")
+    if client is None:  # one client (and its connection pool) per app, not one per check
+        client = redis.Redis.from_url(current_app.config["REDIS_URL"], socket_timeout=1, socket_connect_timeout=1)
+        current_app.extensions["healthz_redis"] = client
     try:
-        return bool(redis.Redis.from_url(current_app.config["REDIS_URL"], socket_timeout=1).ping())
+        return bool(client.ping())
     except redis.RedisError:
         current_app.logger.warning("health check: redis unreachable")
         return False

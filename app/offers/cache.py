@@ -9,11 +9,13 @@ unchanged. The TTL is only a safety net (for sessions that start, i.e. time pass
 from __future__ import annotations
 
 import secrets
+import threading
+import time
 from collections.abc import Callable
 from itertools import chain
 
 import sqlalchemy as sa
-from flask import current_app
+from flask import current_app, g, has_request_context
 from flask_sqlalchemy.session import Session as FlaskSQLAlchemySession
 from markupsafe import Markup
 
@@ -25,18 +27,56 @@ VERSION_KEY = "catalogue:version"
 CSRF_PLACEHOLDER = "__CSRF_TOKEN__"
 
 
+# Fragments already fetched by this process, keyed like the shared cache (so by version): a key's
+# value never changes, only the version does, so a local copy is never stale. Bounded and short.
+_LOCAL: dict[str, tuple[float, object]] = {}
+_LOCAL_MAX = 256
+_LOCAL_LOCK = threading.Lock()
+
+
 def current_version() -> str:
+    """The catalogue version, read once per request (a request sees one catalogue)."""
+    if has_request_context() and "catalogue_version" in g:
+        return g.catalogue_version
     version = cache.get(VERSION_KEY)
     if version is None:
         cache.add(VERSION_KEY, secrets.token_hex(8), timeout=0)
         version = cache.get(VERSION_KEY) or "uncached"
+    if has_request_context():
+        g.catalogue_version = version
     return version
+
+
+def _local_get(key: str):
+    entry = _LOCAL.get(key)
+    if entry is None or entry[0] < time.monotonic():
+        return None
+    return entry[1]
+
+
+def _local_set(key: str, value) -> None:
+    ttl = min(int(current_app.config["CATALOGUE_CACHE_SECONDS"]), 60)
+    with _LOCAL_LOCK:
+        if len(_LOCAL) >= _LOCAL_MAX:
+            _LOCAL.clear()
+        _LOCAL[key] = (time.monotonic() + ttl, value)
+
+
+def _shared_get(key: str):
+    value = _local_get(key)
+    if value is None:
+        value = cache.get(key)
+        if value is not None:
+            _local_set(key, value)
+    return value
 
 
 def bump_version() -> None:
     """Invalidate every catalogue fragment (call after the commit that changed the catalogue)."""
     try:
         cache.set(VERSION_KEY, secrets.token_hex(8), timeout=0)
+        if has_request_context():
+            g.pop("catalogue_version", None)  # the rest of this request sees the new catalogue
     except Exception:
         current_app.logger.exception("could not bump the catalogue cache version")
 
@@ -45,12 +85,13 @@ def cached_fragment(name: str, build: Callable[[], str]) -> Markup:
     """The HTML fragment `name` for the current catalogue version, built at most once per version."""
     try:
         key = f"catalogue:{current_version()}:{name}"
-        html = cache.get(key)
+        html = _shared_get(key)
     except Exception:  # noqa: BLE001 — without a cache the page is built every time, still correct
         current_app.logger.warning("catalogue cache unavailable; building %s", name)
         return Markup(build())
     if html is None:
         html = build()
+        _local_set(key, html)
         try:
             cache.set(key, html, timeout=current_app.config["CATALOGUE_CACHE_SECONDS"])
         except Exception:  # noqa: BLE001
@@ -62,11 +103,12 @@ def cached_value(name: str, build: Callable[[], object]):
     """Like `cached_fragment`, for small picklable data (e.g. the filter options)."""
     try:
         key = f"catalogue:{current_version()}:{name}"
-        value = cache.get(key)
+        value = _shared_get(key)
     except Exception:  # noqa: BLE001
         return build()
     if value is None:
         value = build()
+        _local_set(key, value)
         try:
             cache.set(key, value, timeout=current_app.config["CATALOGUE_CACHE_SECONDS"])
         except Exception:  # noqa: BLE001

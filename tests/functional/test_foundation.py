@@ -169,3 +169,18 @@ def test_production_refuses_to_start_without_secret(variable, value):
 def test_production_secret_check_accepts_real_values():
     with pytest.raises(ConfigurationError):
         create_app(ProductionConfig, {"SECRET_KEY": None})
+
+
+def test_an_unchanged_session_is_not_written_back(app, client, auth, monkeypatch):
+    """Pages that only read the session do not rewrite it (one store round trip less per page)."""
+    from tests.factories import UserFactory
+
+    auth.login(UserFactory())
+    client.get("/account/")
+    writes = []
+    interface = app.session_interface
+    original = interface._upsert_session
+    monkeypatch.setattr(interface, "_upsert_session", lambda *a, **k: (writes.append(a), original(*a, **k)))
+    for path in ("/events/", "/account/", "/"):
+        assert client.get(path).status_code == 200
+    assert writes == []
