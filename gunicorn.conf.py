@@ -4,9 +4,10 @@ Every value can be overridden from the environment (empty means "use the default
 Docker image, docker-compose.yml and a plain host share this one file:
 
     GUNICORN_BIND                 127.0.0.1:8000 (the Docker image sets 0.0.0.0:8000); comma-separated for several
-    GUNICORN_WORKERS              2 x cores + 1, at most 8
-    GUNICORN_THREADS              1 (more than 1 turns the sync worker into gthread)
-    GUNICORN_WORKER_CLASS         sync
+    GUNICORN_WORKERS              one per core, at most 8
+    GUNICORN_THREADS              8
+    GUNICORN_WORKER_CLASS         gthread (measured in bench/README.md "Worker model": every request
+                                  waits on PostgreSQL/Redis several times, threads overlap those waits)
     GUNICORN_TIMEOUT              30 seconds
     GUNICORN_KEEPALIVE            75 seconds (longer than nginx's upstream keepalive_timeout of 60 s)
     GUNICORN_MAX_REQUESTS         0 = never recycle workers (jitter: GUNICORN_MAX_REQUESTS_JITTER)
@@ -39,14 +40,14 @@ def _env_int(name: str, default: int) -> int:
 
 
 def default_workers() -> int:
-    """The usual 2 x cores + 1, bounded: each sync worker holds a database connection and ~100 MB."""
-    return max(1, min(2 * multiprocessing.cpu_count() + 1, 8))
+    """One process per core: threads cover the I/O waits; more processes only add ~130 MB each."""
+    return max(1, min(multiprocessing.cpu_count(), 8))
 
 
 bind = [address.strip() for address in _env("GUNICORN_BIND", "127.0.0.1:8000").split(",") if address.strip()]
 workers = _env_int("GUNICORN_WORKERS", default_workers())
-threads = _env_int("GUNICORN_THREADS", 1)
-worker_class = _env("GUNICORN_WORKER_CLASS", "sync")
+threads = _env_int("GUNICORN_THREADS", 8)
+worker_class = _env("GUNICORN_WORKER_CLASS", "gthread")
 timeout = _env_int("GUNICORN_TIMEOUT", 30)
 graceful_timeout = _env_int("GUNICORN_GRACEFUL_TIMEOUT", 30)
 keepalive = _env_int("GUNICORN_KEEPALIVE", 75)
