@@ -44,6 +44,7 @@ from tests.factories import (
     UserFactory,
     make_paid_order,
 )
+from tests.security_headers import security_header_problems
 
 ROLES = ("anonymous", "customer", "other_customer", "staff", "admin")
 ROLE_OF = {"customer": CUSTOMER, "other_customer": CUSTOMER, "staff": STAFF, "admin": ADMIN}
@@ -240,6 +241,8 @@ def matrix_problems(app: Flask, endpoints: set[str] | None = None) -> tuple[list
                 db.session.rollback()
                 continue
             got = outcome(response)
+            problems.extend(f"{rule.endpoint} {method} {url} as {role}: {problem}"
+                            for problem in security_header_problems(response))
             response.close()  # static files stream from disk
             if got != expected:
                 where = response.headers.get("Location", "")
