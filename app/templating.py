@@ -33,11 +33,3 @@ def register(app: Flask) -> None:
     app.jinja_env.globals["message_for"] = message_for
     app.jinja_env.globals["ROLE_ADMIN"] = ADMIN
     app.jinja_env.globals["DISPLAY_TIMEZONE"] = app.config["DISPLAY_TIMEZONE"]
-    register_context(app)
-
-
-def register_context(app: Flask) -> None:
-    @app.context_processor
-    def installed_endpoints():
-        # Lets shared templates link only to areas that exist (e.g. the navbar).
-        return {"endpoints": app.view_functions}

@@ -4,7 +4,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from flask import current_app
 
 from app.access import ADMIN, allow
 from app.admin import bp
@@ -23,12 +22,6 @@ AREAS = [
     ("admin.audit_log", "Audit log", "Security and money events."),
     ("tickets.scan", "Check-in", "The gate scan page."),
 ]
-
-
-@bp.app_template_global("endpoint_installed")
-def endpoint_installed(endpoint: str) -> bool:
-    """For macros (imported without the page's context): is this area installed?"""
-    return endpoint in current_app.view_functions
 
 
 @bp.get("/")

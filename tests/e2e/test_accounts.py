@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -11,20 +10,13 @@ from playwright.sync_api import expect
 
 from app.extensions import db
 from app.models import User
+from tests.checkers import wait_for_mail
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.e2e
 
 PASSWORD = "Velvet-Harbor-Lantern-93"
 NEW_PASSWORD = "Quartz-Meadow-Falcon-77"
-
-
-def wait_for_mail(outbox, n: int, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while len(outbox) < n and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert len(outbox) >= n, "the email was not sent"
-    return outbox[n - 1]
 
 
 def path_of(pattern: str, body: str) -> str:

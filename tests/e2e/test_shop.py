@@ -3,7 +3,6 @@ places the order and pays with the success test card."""
 from __future__ import annotations
 
 import re
-import time
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -13,19 +12,12 @@ from playwright.sync_api import expect
 
 from app.extensions import db
 from app.models import Order, Ticket
+from tests.checkers import wait_for_mail
 from tests.shop import make_event, seats_taken
 
 pytestmark = pytest.mark.e2e
 
 PASSWORD = "Velvet-Harbor-Lantern-93"
-
-
-def wait_for_mail(outbox, n: int, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while len(outbox) < n and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert len(outbox) >= n, "the email was not sent"
-    return outbox[n - 1]
 
 
 def test_visitor_fills_a_cart_registers_verifies_and_pays(app, page, outbox, artifacts_dir):

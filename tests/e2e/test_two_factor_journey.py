@@ -12,17 +12,10 @@ import pytest
 from playwright.sync_api import expect
 
 from app.services.totp import provisioning_uri
+from tests.checkers import oathtool
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 
 pytestmark = pytest.mark.e2e
-
-
-def oathtool(secret: str, when: datetime) -> str:
-    if shutil.which("oathtool") is None:
-        pytest.skip("oathtool missing: apt-get install -y oathtool")
-    stamp = when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    return subprocess.run(["oathtool", "--totp", "-b", "--now", stamp, secret],
-                          capture_output=True, text=True, check=True).stdout.strip()
 
 
 def next_step_code(secret: str) -> str:

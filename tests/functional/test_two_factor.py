@@ -19,6 +19,7 @@ from app.extensions import db
 from app.models import AuditEvent, RecoveryCode, User
 from app.services import two_factor
 from app.services.totp import hash_recovery_code, provisioning_uri
+from tests.checkers import oathtool
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 
 SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
@@ -26,14 +27,6 @@ T0 = datetime(2026, 5, 4, 10, 0, 5, tzinfo=UTC)  # 5 s into a 30 s step: no boun
 
 
 # --------------------------------------------------------------------------- helpers
-def oathtool(secret: str, when: datetime) -> str:
-    """A TOTP from oath-toolkit, an implementation independent of pyotp."""
-    if shutil.which("oathtool") is None:
-        pytest.skip("oathtool missing: apt-get install -y oathtool")
-    stamp = when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    done = subprocess.run(["oathtool", "--totp", "-b", "--now", stamp, secret],
-                          capture_output=True, text=True, check=True)
-    return done.stdout.strip()
 
 
 def zbarimg(png: bytes, tmp_path) -> str:

@@ -1,8 +1,6 @@
 import base64
 import hashlib
 import re
-import shutil
-import subprocess
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlparse
 
@@ -18,24 +16,11 @@ from app.services.totp import (
     provisioning_uri,
     verify_totp,
 )
+from tests.checkers import oathtool
 
 SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 STEP = int(NOW.timestamp()) // 30
-
-
-def oathtool(secret, when):
-    """A code from an independent implementation (oath-toolkit), not from pyotp."""
-    if shutil.which("oathtool") is None:
-        pytest.skip("oathtool missing: apt-get install -y oathtool")
-    stamp = when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    done = subprocess.run(
-        ["oathtool", "--totp", "-b", "--now", stamp, secret],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return done.stdout.strip()
 
 
 def test_new_secret_is_160_bits_of_base32():

@@ -2,8 +2,6 @@
 codes), disabling, new recovery codes and the admin reset."""
 from __future__ import annotations
 
-import shutil
-import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,20 +13,11 @@ from app.models import AuditEvent, RecoveryCode, User
 from app.services import two_factor
 from app.services.errors import Conflict, DomainError, NotFound
 from app.services.totp import time_step
+from tests.checkers import oathtool
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 
 SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 NOW = datetime(2026, 3, 1, 12, 0, 10, tzinfo=UTC)  # 10 s into a step: no boundary nearby
-
-
-def oathtool(secret: str, when: datetime) -> str:
-    """A code from oath-toolkit, an implementation independent of pyotp."""
-    if shutil.which("oathtool") is None:
-        pytest.skip("oathtool missing: apt-get install -y oathtool")
-    stamp = when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    done = subprocess.run(["oathtool", "--totp", "-b", "--now", stamp, secret],
-                          capture_output=True, text=True, check=True)
-    return done.stdout.strip()
 
 
 def audit_types() -> list[str]:

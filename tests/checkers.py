@@ -1,0 +1,28 @@
+"""Independent checkers shared by the tests: tools that are not the code under test."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+
+def oathtool(secret: str, when: datetime) -> str:
+    """A TOTP code from oath-toolkit, an implementation independent of pyotp, at a fixed time."""
+    if shutil.which("oathtool") is None:
+        pytest.skip("oathtool missing: apt-get install -y oathtool")
+    stamp = when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    done = subprocess.run(["oathtool", "--totp", "-b", "--now", stamp, secret],
+                          capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def wait_for_mail(outbox, n: int, timeout: float = 10.0):
+    """The n-th captured email, once the live server's thread has sent it."""
+    deadline = time.monotonic() + timeout
+    while len(outbox) < n and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(outbox) >= n, "the email was not sent"
+    return outbox[n - 1]
