@@ -60,6 +60,11 @@ class Config:
         env("DATABASE_URL"), f"sqlite:///{INSTANCE_DIR / 'guichet.sqlite'}"
     )
     SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict] = {"pool_pre_ping": True}
+    # Connections per process (PostgreSQL): enough for every gunicorn thread (GUNICORN_THREADS,
+    # 32) to hold one, since a request keeps its connection until it ends. Processes × this must
+    # stay below PostgreSQL's max_connections (100 by default).
+    DATABASE_POOL_SIZE = env_int("DATABASE_POOL_SIZE", 16)
+    DATABASE_MAX_OVERFLOW = env_int("DATABASE_MAX_OVERFLOW", 16)
     REDIS_URL = env("REDIS_URL")
 
     # Server-side sessions (Flask-Session); the backend is chosen in app.extensions.
@@ -92,6 +97,9 @@ class Config:
 
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
     BCRYPT_LOG_ROUNDS = env_int("BCRYPT_LOG_ROUNDS", 12)
+    # bcrypt runs on a background thread at this nice value (0 = in the request thread, at full
+    # priority): a burst of sign-ins then cannot starve the pages other visitors load.
+    PASSWORD_HASHING_NICE = env_int("PASSWORD_HASHING_NICE", 10)
 
     MAIL_SERVER = env("MAIL_SERVER")
     MAIL_PORT = env_int("MAIL_PORT", 25)

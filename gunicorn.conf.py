@@ -5,7 +5,9 @@ Docker image, docker-compose.yml and a plain host share this one file:
 
     GUNICORN_BIND                 127.0.0.1:8000 (the Docker image sets 0.0.0.0:8000); comma-separated for several
     GUNICORN_WORKERS              one per core, at most 8
-    GUNICORN_THREADS              8
+    GUNICORN_THREADS              32 (most of them wait: on PostgreSQL/Redis, or for the low-priority
+                                  bcrypt thread during a sign-in; 8 let a burst of 20 sign-ins take
+                                  every thread, and the catalogue p99 went from 30 ms to 7 s — bench/logins.py)
     GUNICORN_WORKER_CLASS         gthread (measured in bench/README.md "Worker model": every request
                                   waits on PostgreSQL/Redis several times, threads overlap those waits)
     GUNICORN_TIMEOUT              30 seconds
@@ -46,7 +48,7 @@ def default_workers() -> int:
 
 bind = [address.strip() for address in _env("GUNICORN_BIND", "127.0.0.1:8000").split(",") if address.strip()]
 workers = _env_int("GUNICORN_WORKERS", default_workers())
-threads = _env_int("GUNICORN_THREADS", 8)
+threads = _env_int("GUNICORN_THREADS", 32)
 worker_class = _env("GUNICORN_WORKER_CLASS", "gthread")
 timeout = _env_int("GUNICORN_TIMEOUT", 30)
 graceful_timeout = _env_int("GUNICORN_GRACEFUL_TIMEOUT", 30)

@@ -30,6 +30,11 @@ def configure_backends(app: Flask) -> None:
         cfg["SESSION_CACHELIB"] = FileSystemCache(str(session_dir), threshold=100_000, mode=0o600)
 
     uri = cfg["SQLALCHEMY_DATABASE_URI"]
+    if not uri.startswith("sqlite"):
+        options = dict(cfg.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+        options.setdefault("pool_size", int(cfg.get("DATABASE_POOL_SIZE", 16)))
+        options.setdefault("max_overflow", int(cfg.get("DATABASE_MAX_OVERFLOW", 16)))
+        cfg["SQLALCHEMY_ENGINE_OPTIONS"] = options
     if uri.startswith("sqlite"):
         options = dict(cfg.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
         options.pop("pool_pre_ping", None)

@@ -247,7 +247,7 @@ class WorkerModel:
 # Chosen by measurement (bench/README.md, "Worker model"); bench/workers.py re-measures.
 DEFAULT_MODEL = WorkerModel(
     workers=int(os.environ.get("BENCH_WORKERS", "2")),
-    threads=int(os.environ.get("BENCH_THREADS", "8")),
+    threads=int(os.environ.get("BENCH_THREADS", "32")),
     worker_class=os.environ.get("BENCH_WORKER_CLASS", "gthread"),
 )
 

@@ -220,7 +220,7 @@ def test_gunicorn_config_has_sane_defaults(monkeypatch):
     cfg, _ = gunicorn_settings(monkeypatch)
     assert cfg.bind == ["127.0.0.1:8000"]  # on a host: loopback only (the image sets 0.0.0.0)
     assert 1 <= cfg.workers <= 8
-    assert cfg.threads == 8 and cfg.worker_class_str == "gthread"  # chosen by bench/workers.py
+    assert cfg.threads == 32 and cfg.worker_class_str == "gthread"  # chosen by bench/workers.py and bench/logins.py
     assert cfg.timeout >= 30 and cfg.keepalive > 60  # outlives nginx's upstream keepalive
     assert cfg.preload_app is False
     assert cfg.control_socket_disable is True

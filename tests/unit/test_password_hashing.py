@@ -1,0 +1,65 @@
+"""bcrypt runs on one low-priority background thread per process (app/auth/hashing.py)."""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+import pytest
+
+from app.auth.hashing import LowPriorityThread, hasher
+
+
+def _where_am_i():
+    return threading.current_thread().name, os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+def test_work_runs_on_a_background_thread_at_the_lower_priority():
+    name, priority = LowPriorityThread().run(10, _where_am_i)
+    assert name.startswith("bcrypt")
+    assert priority >= 10
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < 10  # the caller keeps its priority
+
+
+def test_nice_zero_runs_in_the_calling_thread():
+    name, _ = LowPriorityThread().run(0, _where_am_i)
+    assert name == threading.current_thread().name
+
+
+def test_one_thread_serves_every_caller_in_order():
+    worker = LowPriorityThread()
+    names = {worker.run(5, _where_am_i)[0] for _ in range(5)}
+    assert len(names) == 1
+
+
+def test_exceptions_reach_the_caller():
+    def boom():
+        raise ValueError("bad hash")
+
+    with pytest.raises(ValueError, match="bad hash"):
+        LowPriorityThread().run(10, boom)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork only")
+def test_a_forked_process_starts_its_own_thread():
+    worker = LowPriorityThread()
+    worker.run(10, _where_am_i)  # the parent's thread exists; a child does not inherit it
+    pid = os.fork()
+    if pid == 0:  # child: the executor must be rebuilt, or submit() would wait forever
+        signal.alarm(10)  # … and then SIGALRM ends the child with a failure status
+        try:
+            name, _ = worker.run(10, _where_am_i)
+            os._exit(0 if name.startswith("bcrypt") else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_the_hasher_checks_passwords_on_the_hashing_thread(app):
+    with app.app_context():
+        app.config["PASSWORD_HASHING_NICE"] = 10
+        stored = hasher.hash("Podium-Relay-2026")
+        assert hasher.check(stored, "Podium-Relay-2026")
+        assert not hasher.check(stored, "Podium-Relay-2025")
+        assert not hasher.check(stored, "x" * 73)  # beyond bcrypt's 72 bytes: refused, same work
