@@ -109,7 +109,7 @@ def main(argv=None) -> int:
         step("logins", logins.measure, server.url, duration=duration)
         step("checkin", checkin.measure, server.url, duration=duration)
         step("admin", admin.measure, server.url)
-        step("rush", rush.measure, server.url, buyers, seats, server_pids=tuple(server.worker_pids()))
+        step("rush", rush.measure, server.url, buyers, seats, server_pids=tuple(server.worker_pids()), solo=30)
         memory = common.worker_rss(server)
         memory["workers"] = server.model.label
         step("memory", lambda: memory)
