@@ -1,5 +1,6 @@
 """All models, imported here so Alembic and `db.create_all()` see every table."""
 from app.models.audit import AuditEvent
+from app.models.email_job import EmailJob, EmailJobStatus
 from app.models.event import PERSONS_BY_KIND, Event, Offer, OfferKind
 from app.models.order import CartItem, Order, OrderLine, OrderStatus, Payment
 from app.models.person import Invitation, Person
@@ -11,6 +12,8 @@ __all__ = [
     "AuditEvent",
     "CartItem",
     "CheckIn",
+    "EmailJob",
+    "EmailJobStatus",
     "Event",
     "Invitation",
     "Offer",
