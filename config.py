@@ -110,6 +110,10 @@ class Config:
     MAIL_DEFAULT_SENDER = env("MAIL_DEFAULT_SENDER", "Guichet <tickets@guichet.test>")
     # When no SMTP server is configured, messages are written here as .eml files.
     MAIL_OUTBOX_DIR = env("MAIL_OUTBOX_DIR", str(INSTANCE_DIR / "outbox"))
+    # Order confirmations (PDF tickets + SMTP) leave the pay request when on: it only queues them
+    # and `flask emails work` sends them, at this nice value (lower CPU priority than the web).
+    MAIL_QUEUE = env_bool("MAIL_QUEUE", False)
+    EMAIL_WORKER_NICE = env_int("EMAIL_WORKER_NICE", 10)
 
     PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
     DISPLAY_TIMEZONE = "Europe/Paris"
@@ -154,6 +158,7 @@ class TestingConfig(Config):
     MAIL_SERVER = None
     MAIL_SUPPRESS_SEND = True
     MAIL_OUTBOX_DIR = None
+    MAIL_QUEUE = False  # the pay request sends the email; tests turn the queue on themselves
     RATELIMIT_ENABLED = True
     REQUIRE_2FA_FOR_STAFF = True
     USER_CACHE_SECONDS = 30

@@ -144,8 +144,10 @@ def register_template_helpers(app: Flask) -> None:
 
 def register_commands(app: Flask) -> None:
     from app.cli import register
+    from app.orders.cli import register_email_commands
 
     register(app)
+    register_email_commands(app)  # `flask emails work` / `status` (the email outbox)
 
 
 def register_proxy_fix(app: Flask) -> None:

@@ -203,6 +203,9 @@ MESSAGES: dict[str, str] = {
     "payment_accepted": "Payment accepted: your order is paid and your tickets are ready.",
     "payment_accepted_email_sent": "Payment accepted: your order is paid and your tickets are ready. "
                                    "A confirmation email is on its way.",
+    "payment_accepted_email_queued": "Payment accepted: your order is paid and your tickets are ready under "
+                                     "“See my tickets”. Your confirmation email with the PDF tickets will "
+                                     "follow in a few minutes.",
     "order_cancelled": "Order {order} is cancelled: its tickets are void and {amount} is refunded to your card.",
     # -- staff invitations
     "invitation_account_created": "Your account is ready: welcome to the Guichet team, {first_name}. "

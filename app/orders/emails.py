@@ -1,28 +1,77 @@
-"""Emails about orders, sent after the commit. One function per email, so the tickets
-area can add the PDF attachments in exactly one place (`attachments=` of send_mail)."""
+"""Emails about orders. The confirmation goes through the email outbox (app/services/email_jobs.py):
+checkout queues it in the payment's transaction, and `deliver_job` sends it — from the pay
+request itself, or from `flask emails work` when MAIL_QUEUE is on. The PDF attachments are
+added in exactly one place (`attachments=` of send_mail)."""
 from __future__ import annotations
 
+import traceback
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
 from flask import current_app, url_for
 
+from app.extensions import db
 from app.mailer import send_mail
-from app.models import Order
+from app.models import EmailJob, Order
+from app.services import email_jobs
 from app.tickets.documents import order_ticket_attachments
+
+
+class NothingToSend(Exception):
+    """The job no longer makes sense (the order was cancelled before its confirmation went out)."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _order_url(order: Order) -> str:
     return url_for("orders.show_order", code=order.code, _external=True)
 
 
-def send_order_confirmation(order: Order) -> bool:
-    """The 'your order is paid' email. False (and logged) when it could not be sent."""
+def _send_order_confirmation(order: Order) -> None:
+    """The 'your order is paid' email, with one PDF per ticket. Raises when it cannot be sent."""
+    if not order.is_paid:
+        raise NothingToSend
+    send_mail(order.user.email, f"Your order {order.code} is confirmed", "order_confirmation",
+              attachments=order_ticket_attachments(order),  # tickets (issue 7): one PDF per ticket
+              order=order, user=order.user, order_url=_order_url(order))
+
+
+SENDERS = {email_jobs.ORDER_CONFIRMATION: _send_order_confirmation}
+
+
+def deliver_job(job: EmailJob) -> bool:
+    """Send a claimed job and record the outcome: True when sent. Any failure is logged (the
+    exception class only: SMTP errors quote the recipient) and the job retried later."""
+    job_id, kind, order_id = job.id, job.kind, job.order_id
     try:
-        send_mail(order.user.email, f"Your order {order.code} is confirmed", "order_confirmation",
-                  attachments=order_ticket_attachments(order),  # tickets (issue 7): one PDF per ticket
-                  order=order, user=order.user, order_url=_order_url(order))
-        return True
-    except Exception:
-        current_app.logger.exception("could not send the confirmation email of order %s", order.code)
+        SENDERS[kind](job.order)
+    except Exception as error:  # noqa: BLE001 — SMTP, rendering, database: the job is retried later either way
+        db.session.rollback()
+        job = db.session.get(EmailJob, job_id)
+        if job is None:  # the order (and its job) was deleted meanwhile
+            return False
+        name = type(error).__name__
+        email_jobs.mark_failed(db.session, job, _now(), name, retry=not isinstance(error, NothingToSend))
+        outcome = (f"next attempt at {job.next_attempt_at:%Y-%m-%d %H:%M:%S} UTC" if job.is_pending
+                   else "given up")
+        current_app.logger.warning("email job %s (%s of order id %s) failed with %s on attempt %s; %s",
+                                   job_id, kind, order_id, name, job.attempts, outcome)
+        current_app.logger.debug("email job %s failed in:\n%s", job_id,
+                                 "".join(traceback.format_tb(error.__traceback__)))
         return False
+    email_jobs.mark_sent(db.session, job, _now())
+    return True
+
+
+def deliver_order_confirmation(order: Order) -> bool:
+    """Without MAIL_QUEUE: the pay request sends the confirmation right after its commit.
+    False when it could not be sent (the job stays queued for `flask emails work`)."""
+    job_id = db.session.scalar(sa.select(EmailJob.id).where(
+        EmailJob.kind == email_jobs.ORDER_CONFIRMATION, EmailJob.order_id == order.id))
+    job = email_jobs.claim_job(db.session, job_id, _now()) if job_id is not None else None
+    return job is not None and deliver_job(job)
 
 
 def send_order_cancellation(order: Order) -> bool:

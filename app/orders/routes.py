@@ -11,7 +11,7 @@ from app.cart.storage import cart_items
 from app.extensions import db, limiter
 from app.messages import message_for
 from app.orders import bp
-from app.orders.emails import send_order_cancellation, send_order_confirmation
+from app.orders.emails import deliver_order_confirmation, send_order_cancellation
 from app.orders.forms import CancelOrderForm, PaymentForm, PlaceOrderForm
 from app.payments_provider import payment_provider
 from app.services import checkout, orders
@@ -114,8 +114,10 @@ def pay_order(code: str):
     except DomainError as error:
         flash(message_for(error.code, **error.params), "danger")
         return redirect(url_for("orders.show_order", code=code), 303)
-    if outcome.paid_now:
-        sent = send_order_confirmation(outcome.order)
+    if outcome.paid_now and current_app.config["MAIL_QUEUE"]:
+        flash(message_for("payment_accepted_email_queued"), "success")  # the worker sends it
+    elif outcome.paid_now:
+        sent = deliver_order_confirmation(outcome.order)
         flash(message_for("payment_accepted_email_sent" if sent else "payment_accepted"), "success")
     else:
         flash(message_for("order_already_paid"), "info")

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.models import Order, OrderStatus, Payment
-from app.services import audit
+from app.services import audit, email_jobs
 from app.services.errors import Conflict, DomainError
 from app.services.orders import expire_stale_orders, new_idempotency_key
 from app.services.payments import CardDetails, ChargeResult, PaymentProvider
@@ -71,6 +71,8 @@ def _record_success(session: Session, order: Order, result: ChargeResult, *, now
         tickets = issue_tickets(session, order, now=now)
         audit.record(session, "order_paid", actor_id=order.user_id, subject_user_id=order.user_id,
                      ip_address=ip_address, order=order.code, amount_cents=order.total_cents, tickets=len(tickets))
+        # In the same transaction: a paid order always has its confirmation email queued.
+        email_jobs.enqueue(session, email_jobs.ORDER_CONFIRMATION, order.id, now)
         session.commit()
         return PaymentOutcome(order, paid_now=True)
 
