@@ -158,6 +158,31 @@ def test_compose_file_holds_no_secret():
     assert "change-me" not in text
 
 
+def test_compose_runs_the_email_worker_next_to_web(runner):
+    """Issue 9: web only queues the confirmation emails (MAIL_QUEUE) and `worker`, the same image
+    with the same settings, sends them with `flask emails work`."""
+    compose = load_compose()
+    web, worker = compose["services"]["web"], compose["services"]["worker"]
+    assert worker["image"] == web["image"] and worker["build"] == web["build"] == "."
+    assert worker["command"] == ["flask", "emails", "work"]
+    assert worker["env_file"] == web["env_file"]
+    env, web_env = worker["environment"], web["environment"]
+    for name in ("GUICHET_ENV", "DATABASE_URL", "REDIS_URL", "MAIL_QUEUE"):
+        assert env[name] == web_env[name], name
+    assert str(web_env["MAIL_QUEUE"]) == "1"
+    assert "SECRET_KEY" not in env and "TICKET_SIGNING_KEY" not in env  # from .env, as for web
+    # web runs the migrations; the worker starts once web is healthy (schema in place) and skips them.
+    assert str(env["RUN_MIGRATIONS"]) == "0" and env["STATIC_EXPORT_DIR"] == ""
+    assert worker["depends_on"]["web"]["condition"] == "service_healthy"
+    assert worker["depends_on"]["db"]["condition"] == "service_healthy"
+    assert "ports" not in worker and "expose" not in worker
+    assert worker["healthcheck"] == {"disable": True}  # the image's check asks web's /healthz
+    assert worker["restart"] == "unless-stopped"
+    # The command is one the app really has, with the options the README documents.
+    result = runner.invoke(args=[*worker["command"][1:], "--help"])
+    assert result.exit_code == 0 and all(option in result.output for option in ("--poll", "--batch", "--once"))
+
+
 # --------------------------------------------------------------------------- Dockerfile
 def dockerfile_instructions() -> list[tuple[str, str]]:
     text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
