@@ -148,6 +148,13 @@ def record(prefix: str, figures: dict, *, path: Path | None = None) -> dict:
     return data
 
 
+def load_results(path: Path | None = None) -> dict:
+    path = path or RESULTS
+    with contextlib.suppress(OSError, ValueError):
+        return json.loads(path.read_text())
+    return {}
+
+
 def print_figures(title: str, figures: dict) -> None:
     print(f"\n== {title}  (loadavg {' '.join(map(str, loadavg()))})")
     for key, value in figures.items():
@@ -268,6 +275,9 @@ def server_env(extra: dict | None = None) -> dict:
         # them. The limiter itself stays loaded; only its checks are switched off.
         "RATELIMIT_ENABLED": "false",
         "MAIL_OUTBOX_DIR": str(OUT / "outbox"),
+        # As in production (docker-compose.yml): payments queue the confirmation email, and
+        # `flask emails work` (running_email_worker) renders the PDFs and sends it.
+        "MAIL_QUEUE": "1",
         "MAIL_SERVER": "",
         "LOG_LEVEL": "WARNING",
         "PUBLIC_BASE_URL": "http://127.0.0.1",
@@ -376,6 +386,37 @@ def running_server(model: WorkerModel = DEFAULT_MODEL, **kwargs):
         yield server
     finally:
         stop_server(server)
+
+
+@contextlib.contextmanager
+def running_email_worker(nice: int = 10):
+    """`flask emails work` beside the servers, at a lower CPU priority like in production.
+
+    It starts its own session (so the kernel's autogroup scheduling gives it its own group):
+    that group is lowered too, or the worker would get as much CPU as all of gunicorn."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    log = open(OUT / "email-worker.log", "wb")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen([PY, "-m", "flask", "--app", "run", "emails", "work", "--poll", "0.5"], cwd=app_dir(),
+                            env=server_env({"EMAIL_WORKER_NICE": str(nice)}), stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    with contextlib.suppress(OSError):
+        Path(f"/proc/{proc.pid}/autogroup").write_text(str(nice))
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        log.close()
+
+
+def pending_emails() -> int:
+    with pg_connect() as conn:
+        return conn.execute("SELECT count(*) FROM email_jobs WHERE status = 'pending'").fetchone()[0]
 
 
 def child_pids(pid: int) -> list[int]:

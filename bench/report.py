@@ -46,6 +46,12 @@ DETAILS = [
     ("solo_payment_p50_ms", "one buyer alone: payment p50", "ms", "rush"),
     ("rush_purchase_p50_ms", "rush: whole purchase p50 / p99 (waiting for the 2 cores included)", "ms", "rush"),
     ("rush_app_cpu_ms_per_order", "rush: gunicorn CPU per paid order", "ms", "rush"),
+    ("rush_email_drain_s", "rush: confirmation emails sent by `flask emails work` (nice +10) / queue empty after", "",
+     "rush"),
+    ("floor_signed_in_page_cpu_ms", "floor: CPU per request of a signed-in page (/orders/, no order), /auth/login, "
+     "/healthz", "ms", "floor"),
+    ("rush_ceiling_orders_per_minute", "floor: most orders/min 2 cores allow (8 × floor + load generator + "
+     "PostgreSQL per order)", "", "floor"),
     ("nginx_orders_per_minute", "nginx + 2 instances: orders per minute", "", "nginx_rush"),
     ("nginx_oversell", "nginx + 2 instances: oversell / 5xx", "", "nginx_rush"),
     ("nginx_rush_purchase_p50_ms", "nginx + 2 instances: whole purchase p50 during the rush", "ms", "nginx_rush"),
@@ -88,6 +94,13 @@ def detail_value(key: str, unit: str, results: dict) -> str:
                                     f"(seats sold {fmt(r('rush_seats_sold'))} of {fmt(r('rush_capacity'))})",
         "placement_p50_ms": lambda: f"{fmt(r('placement_p50_ms'))} / {fmt(r('placement_p99_ms'))} ms",
         "payment_p50_ms": lambda: f"{fmt(r('payment_p50_ms'))} / {fmt(r('payment_p99_ms'))} ms",
+        "rush_email_drain_s": lambda: (f"{fmt(r('rush_confirmation_emails_sent'))} sent; queue empty "
+                                       f"{fmt(r('rush_email_drain_s'))} s after the last buyer's answer"),
+        "floor_signed_in_page_cpu_ms": lambda: (f"{fmt(r('floor_signed_in_page_cpu_ms'))} / "
+                                                f"{fmt(r('floor_login_page_cpu_ms'))} / {fmt(r('floor_healthz_cpu_ms'))} ms"),
+        "rush_ceiling_orders_per_minute": lambda: (f"{fmt(r('rush_ceiling_orders_per_minute'))} "
+                                                   f"({fmt(r('floor_app_cpu_ms_per_order'))} + "
+                                                   f"{fmt(r('rush_others_cpu_ms_per_order'))} ms per order)"),
         "rush_purchase_p50_ms": lambda: f"{fmt(r('rush_purchase_p50_ms'))} / {fmt(r('rush_purchase_p99_ms'))} ms",
         "nginx_oversell": lambda: f"{fmt(r('nginx_oversell'))} / {fmt(r('nginx_errors_5xx'))}; sessions valid on "
                                   f"each instance: {', '.join((r('nginx_rush_sessions_valid_on_each_instance') or {}).values()) or '—'}",

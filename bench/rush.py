@@ -14,6 +14,13 @@ order page with the success card 4242 4242 4242 4242, following every redirect. 
 client-side round trips on loopback (they include all server time, the client's own parsing,
 and queueing when all workers are busy). Afterwards the database is checked: paid seats never
 exceed capacity (oversell = 0), and equal capacity (or the demand when it is smaller).
+
+Before the rush, `--solo` other buyers (30 by default) each run the same purchase alone on the
+server, one after the other: `purchase_p50_ms` is one buyer's whole purchase without a queue.
+
+The servers run with MAIL_QUEUE on, as in production: paying queues the confirmation email and
+`flask emails work` (started here, at nice +10) renders the PDF tickets and sends it. Its CPU
+during the rush is reported, and how long after the last buyer's answer the queue was empty.
 """
 from __future__ import annotations
 
@@ -158,6 +165,27 @@ async def solo_purchases(base: str, count: int, label: str) -> dict:
 
 async def rush(base: str, buyers: int, seats: int, label: str = "single", check_bases: tuple = (),
                server_pids: tuple = (), solo: int = 0) -> dict:
+    with common.running_email_worker() as worker:
+        figures = await _rush(base, buyers, seats, label, check_bases, server_pids, solo, worker.pid)
+        t_end = time.perf_counter()
+        while common.pending_emails() and time.perf_counter() - t_end < 600:
+            await asyncio.sleep(0.2)
+        figures["rush_email_drain_s"] = round(time.perf_counter() - t_end, 1)  # after the last buyer's answer
+        figures["rush_emails_pending_after_drain"] = common.pending_emails()
+        figures["rush_email_worker_cpu_s_total"] = round(common.cpu_seconds([worker.pid]), 2)
+    figures["rush_confirmation_emails_sent"] = emails_sent(figures.pop("_event_id"))
+    return figures
+
+
+def emails_sent(event_id: int) -> int:
+    with common.pg_connect() as conn:
+        return conn.execute(
+            "SELECT count(*) FROM email_jobs j WHERE j.status = 'sent' AND j.order_id IN "
+            "(SELECT order_id FROM order_lines WHERE event_id = %s)", (event_id,)).fetchone()[0]
+
+
+async def _rush(base: str, buyers: int, seats: int, label: str, check_bases: tuple, server_pids: tuple,
+                solo: int, worker_pid: int) -> dict:
     solo_figures = await solo_purchases(base, solo, label)
     event = create_rush_event(seats, label)
     emails = create_buyers(buyers, label)
@@ -170,15 +198,19 @@ async def rush(base: str, buyers: int, seats: int, label: str = "single", check_
     await asyncio.sleep(0.5)  # every buyer is waiting at the gate
     cpu0, t0 = time.process_time(), time.perf_counter()
     server_cpu0, pg_cpu0 = common.cpu_seconds(server_pids), common.cpu_by_pid(common.postgres_pids())
+    worker_cpu0 = common.cpu_seconds([worker_pid])
     start.set()
     results = await asyncio.gather(*tasks, return_exceptions=True)
     wall, client_cpu = time.perf_counter() - t0, time.process_time() - cpu0
     cpu = {"app": common.cpu_seconds(server_pids) - server_cpu0,
-           "postgres": common.cpu_since(pg_cpu0, common.postgres_pids()), "client": client_cpu}
+           "postgres": common.cpu_since(pg_cpu0, common.postgres_pids()), "client": client_cpu,
+           "email_worker": common.cpu_seconds([worker_pid]) - worker_cpu0}
     errors_5xx = server_errors(browsers)
     for b in browsers:
         await b.close()
-    return summarise(results, event, wall, cpu, errors_5xx, buyers, login_seconds, valid_elsewhere) | solo_figures
+    figures = summarise(results, event, wall, cpu, errors_5xx, buyers, login_seconds, valid_elsewhere) | solo_figures
+    figures["_event_id"] = event["event_id"]
+    return figures
 
 
 async def sessions_valid_on(bases: tuple, browsers: list[Browser]) -> dict:
