@@ -107,6 +107,7 @@ class Config:
     MAIL_USE_SSL = env_bool("MAIL_USE_SSL", False)
     MAIL_USERNAME = env("MAIL_USERNAME")
     MAIL_PASSWORD = env("MAIL_PASSWORD")
+    MAIL_TIMEOUT = env_int("MAIL_TIMEOUT", 10)  # seconds for each SMTP step (connect, each command)
     MAIL_DEFAULT_SENDER = env("MAIL_DEFAULT_SENDER", "Guichet <tickets@guichet.test>")
     # When no SMTP server is configured, messages are written here as .eml files.
     MAIL_OUTBOX_DIR = env("MAIL_OUTBOX_DIR", str(INSTANCE_DIR / "outbox"))
