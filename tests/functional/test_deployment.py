@@ -178,6 +178,8 @@ def test_compose_runs_the_email_worker_next_to_web(runner):
     assert "ports" not in worker and "expose" not in worker
     assert worker["healthcheck"] == {"disable": True}  # the image's check asks web's /healthz
     assert worker["restart"] == "unless-stopped"
+    # Its container gets a low CPU weight (the nice value only ranks processes inside a container).
+    assert worker["cpu_shares"] < web.get("cpu_shares", 1024)
     # The command is one the app really has, with the options the README documents.
     result = runner.invoke(args=[*worker["command"][1:], "--help"])
     assert result.exit_code == 0 and all(option in result.output for option in ("--poll", "--batch", "--once"))
