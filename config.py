@@ -66,6 +66,8 @@ class Config:
     DATABASE_POOL_SIZE = env_int("DATABASE_POOL_SIZE", 16)
     DATABASE_MAX_OVERFLOW = env_int("DATABASE_MAX_OVERFLOW", 16)
     REDIS_URL = env("REDIS_URL")
+    # `flask db …` (Alembic): everywhere but in the web workers (see register_migration_commands).
+    MIGRATION_COMMANDS = not env_bool("GUICHET_WEB_SERVER", False)
 
     # Server-side sessions (Flask-Session); the backend is chosen in app.extensions.
     SESSION_TYPE = "cachelib"

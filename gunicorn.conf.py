@@ -31,7 +31,6 @@ import re
 
 from gunicorn.glogging import Logger
 
-
 def _env(name: str, default: str) -> str:
     value = os.environ.get(name, "").strip()
     return value or default
@@ -45,6 +44,10 @@ def default_workers() -> int:
     """One process per core: threads cover the I/O waits; more processes only add ~130 MB each."""
     return max(1, min(multiprocessing.cpu_count(), 8))
 
+
+# Set by gunicorn for the app it loads: web workers only serve requests, so the app leaves out
+# the `flask db` commands and the ~12 MB of Alembic they need (config.py MIGRATION_COMMANDS).
+raw_env = ["GUICHET_WEB_SERVER=1"]
 
 bind = [address.strip() for address in _env("GUNICORN_BIND", "127.0.0.1:8000").split(",") if address.strip()]
 workers = _env_int("GUNICORN_WORKERS", default_workers())

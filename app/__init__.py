@@ -19,7 +19,6 @@ from app.extensions import (
     limiter,
     login_manager,
     mail,
-    migrate,
     sess,
 )
 from config import EXAMPLE_VALUES, Config, config_from_env
@@ -75,12 +74,21 @@ def configure_logging(app: Flask) -> None:
                         max_request_body_size="never", environment=app.config.get("ENV_NAME"))
 
 
+def register_migration_commands(app: Flask) -> None:
+    """`flask db …` (Flask-Migrate). It loads Alembic, about 12 MB in every process, so the web
+    workers, which never migrate, leave it out (gunicorn.conf.py sets GUICHET_WEB_SERVER=1)."""
+    from flask_migrate import Migrate
+
+    Migrate(app, db, render_as_batch=True)
+
+
 def register_extensions(app: Flask) -> None:
     from app.backends import configure_backends
 
     configure_backends(app)  # picks SQLite/PostgreSQL, files/Redis for sessions, cache, limits
     db.init_app(app)
-    migrate.init_app(app, db, render_as_batch=True)
+    if app.config["MIGRATION_COMMANDS"]:
+        register_migration_commands(app)
     login_manager.init_app(app)
     csrf.init_app(app)
     bcrypt.init_app(app)

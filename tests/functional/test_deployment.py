@@ -462,3 +462,25 @@ def test_entrypoint_passes_its_arguments_through(tmp_path):
                             check=False, env=env, capture_output=True, text=True, timeout=30, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [str(ROOT), "run.py"], result.stdout
+
+
+# --------------------------------------------------------------------------- web workers' memory
+_LOADED = ("import sys; from app import create_app; app = create_app(); "
+           "print(sorted(m for m in ('alembic', 'flask_migrate') if m in sys.modules), 'db' in app.cli.commands)")
+
+
+def _app_modules(tmp_path, **env) -> str:
+    environ = {name: value for name, value in os.environ.items() if name != "GUICHET_WEB_SERVER"}
+    environ.update(GUICHET_ENV="development", INSTANCE_PATH=str(tmp_path), **env)
+    done = subprocess.run([sys.executable, "-c", _LOADED], cwd=ROOT, env=environ, capture_output=True, text=True,
+                          timeout=120, check=True)
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_web_workers_leave_out_the_migration_commands(monkeypatch, tmp_path):
+    """gunicorn sets GUICHET_WEB_SERVER for its workers (raw_env), which then never load Alembic;
+    the `flask` command keeps `flask db`."""
+    cfg, _ = gunicorn_settings(monkeypatch)
+    assert cfg.env == {"GUICHET_WEB_SERVER": "1"}
+    assert _app_modules(tmp_path, GUICHET_WEB_SERVER="1") == "[] False"
+    assert _app_modules(tmp_path) == "['alembic', 'flask_migrate'] True"
