@@ -103,20 +103,29 @@ def utc_offset_periods(zone: ZoneInfo, first: datetime, last: datetime) -> list[
     return periods
 
 
-def _paris_day(session: Session, filters: StatsFilters):
-    """SQL for the Paris day of `orders.paid_at`: native on PostgreSQL; on SQLite (no time-zone
-    database) a CASE over the UTC-offset periods between the first and the last sale."""
+def _day_bucket(session: Session, filters: StatsFilters):
+    """SQL grouping `orders.paid_at` into Paris days, and the function turning a group's value
+    into its Paris day (several groups may make one day).
+
+    PostgreSQL: the UTC hour (`date_bin`), folded into Paris days in Python. Converting every
+    row to Paris time in SQL cost twice as much (~50 ms for 100 000 orders), and Paris has been
+    a whole number of hours from UTC since 1911, so an hour never straddles two Paris days.
+    SQLite (no time-zone database): a CASE over the UTC-offset periods between the first and
+    the last sale gives the Paris day itself.
+    """
     if session.get_bind().dialect.name == "postgresql":
-        return sa.cast(sa.func.timezone(sa.literal_column("'Europe/Paris'"), Order.paid_at), sa.Date)
+        hour = sa.func.date_bin(sa.literal_column("interval '1 hour'"), Order.paid_at,
+                                sa.literal_column("timestamptz '2000-01-01 00:00:00+00'"))
+        return hour, paris_day
     paid = sa.select(Order.paid_at).where(*_paid_conditions(filters, lines=False)).limit(1)
     first = session.scalar(paid.order_by(Order.paid_at))  # two index seeks (status, paid_at)
     last = session.scalar(paid.order_by(Order.paid_at.desc()))
     if first is None:
-        return sa.func.date(Order.paid_at)
+        return sa.func.date(Order.paid_at), _as_date
     periods = utc_offset_periods(PARIS, first, last)
     whens = [(Order.paid_at < start, sa.func.date(Order.paid_at, f"{offset:+d} seconds"))
              for (start, _), (_, offset) in zip(periods[1:], periods, strict=False)]
-    return sa.case(*whens, else_=sa.func.date(Order.paid_at, f"{periods[-1][1]:+d} seconds"))
+    return sa.case(*whens, else_=sa.func.date(Order.paid_at, f"{periods[-1][1]:+d} seconds")), _as_date
 
 
 def _as_date(value) -> date:
@@ -139,17 +148,24 @@ def _sales_per_offer(session: Session, filters: StatsFilters) -> dict[int, tuple
 
 def _sales_per_day(session: Session, filters: StatsFilters) -> dict[date, tuple[int, int]]:
     """Paris day -> (orders, revenue in cents). Without an event filter the orders table alone
-    answers (an order's total is the sum of its lines); with one, that event's lines do."""
-    day = _paris_day(session, filters).label("day")
+    answers (an order's total is the sum of its lines); with one, that event's lines do. An
+    order is in one group only, so the groups' distinct counts add up."""
+    bucket, day_of = _day_bucket(session, filters)
+    bucket = bucket.label("bucket")
     if filters.event_id is None:
-        stmt = (sa.select(day, sa.func.count(), sa.func.sum(Order.total_cents))
-                .where(*_paid_conditions(filters, lines=False)).group_by(day))
+        stmt = (sa.select(bucket, sa.func.count(), sa.func.sum(Order.total_cents))
+                .where(*_paid_conditions(filters, lines=False)).group_by(bucket))
     else:
-        stmt = (sa.select(day, sa.func.count(sa.distinct(Order.id)),
+        stmt = (sa.select(bucket, sa.func.count(sa.distinct(Order.id)),
                           sa.func.sum(OrderLine.quantity * OrderLine.unit_price_cents))
                 .join(OrderLine, OrderLine.order_id == Order.id)
-                .where(*_paid_conditions(filters)).group_by(day))
-    return {_as_date(value): (int(orders), int(revenue or 0)) for value, orders, revenue in session.execute(stmt)}
+                .where(*_paid_conditions(filters)).group_by(bucket))
+    per_day: dict[date, tuple[int, int]] = {}
+    for value, orders, revenue in session.execute(stmt):
+        day = day_of(value)
+        day_orders, day_revenue = per_day.get(day, (0, 0))
+        per_day[day] = (day_orders + int(orders), day_revenue + int(revenue or 0))
+    return per_day
 
 
 def _check_ins(session: Session, filters: StatsFilters) -> dict[int, tuple[int, int]]:
