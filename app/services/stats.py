@@ -4,7 +4,9 @@ Every figure is a GROUP BY in the database: no order is ever loaded into Python,
 dashboard stays fast with hundreds of thousands of orders. Only paid orders count as sales;
 a cancelled or refunded order leaves the figures. Days are Europe/Paris days.
 
-Caching: the result for a set of filters is stored under ``stats:<version>:<filters>``.
+Caching: whatever is derived from the statistics is stored under ``stats:<version>:<name>``
+(`stats_key`): the figures for a set of filters (`cached_dashboard_stats`), or what the
+dashboard keeps (its rendered statistics section per filters, the catalogue overview).
 The version is a random token kept in the same cache; any committed change to the data the
 statistics read (a sale, a cancellation, a check-in, a catalogue edit) replaces it, so
 every cached result becomes unreachable at once, on every web instance sharing the cache.
@@ -257,6 +259,15 @@ def dashboard_stats(session: Session, filters: StatsFilters) -> dict:
     }
 
 
+def catalogue_overview(session: Session) -> dict:
+    """The events for the dashboard's filter menu, in programme order, and the number of paid
+    orders. Both only move when the stats version does (events and orders are watched), so
+    they are cached beside the figures instead of being read on every view."""
+    events = session.execute(sa.select(Event.id, Event.title).order_by(Event.starts_at, Event.id))
+    paid_orders = session.scalar(sa.select(sa.func.count()).select_from(Order).where(Order.status == PAID))
+    return {"events": [(event_id, title) for event_id, title in events], "paid_orders": paid_orders}
+
+
 # --------------------------------------------------------------------------- cache
 def stats_version(cache: CacheLike) -> str:
     version = cache.get(VERSION_KEY)
@@ -272,9 +283,14 @@ def bump_stats_version(cache: CacheLike) -> None:
     cache.set(VERSION_KEY, secrets.token_hex(8), timeout=0)
 
 
+def stats_key(version: str, name: str) -> str:
+    """The cache key of a value derived from the statistics (figures, rendered HTML) for a version."""
+    return f"stats:{version}:{name}"
+
+
 def cached_dashboard_stats(session: Session, cache: CacheLike, filters: StatsFilters, *,
                            timeout: int = DEFAULT_TIMEOUT) -> dict:
-    key = f"stats:{stats_version(cache)}:{filters.cache_key()}"
+    key = stats_key(stats_version(cache), filters.cache_key())
     data = cache.get(key)
     if data is None:
         data = dashboard_stats(session, filters)

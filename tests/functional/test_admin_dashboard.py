@@ -1,9 +1,11 @@
 """/admin/ — the sales dashboard: exact figures in the charts' JSON and in the tables, filters, caching."""
 from __future__ import annotations
 
+import hashlib
 import re
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pyotp
 import pytest
@@ -198,3 +200,197 @@ def test_a_cache_outage_still_shows_exact_figures(app, client, admin, monkeypatc
 
     monkeypatch.setattr(cache, "get", get)
     assert json_script(dashboard(client), "dashboard-data")["totals"] == EXPECTED_TOTALS
+
+
+# --------------------------------------------------------------------------- the rendered statistics section
+STATS_TABLES = ("orders", "order_lines", "tickets", "events", "offers")
+
+
+def stats_reads(statements: list[str]) -> list[str]:
+    return [sql for sql in statements if any(f"FROM {table}" in sql or f"JOIN {table}" in sql for table in STATS_TABLES)]
+
+
+def section_of(html: str) -> str:
+    """From the totals to the charts' data: the part that is cached as HTML."""
+    return html[html.index('<div class="row row-cols-2'):html.index('</script>', html.index('id="dashboard-data"'))]
+
+
+def test_a_warm_view_reads_no_sales_table_and_asks_the_shared_cache_for_the_version_only(app, client, admin,
+                                                                                        monkeypatch):
+    from app.extensions import cache
+
+    load_sales_data()
+    first = dashboard(client)
+    asked = []
+    working_get = cache.get
+    monkeypatch.setattr(cache, "get", lambda key, *a, **k: asked.append(key) or working_get(key, *a, **k))
+    with sql_statements() as statements:
+        again = dashboard(client)
+
+    assert again == first
+    assert stats_reads(statements) == []
+    assert len(statements) <= 2  # the accounts counts (one statement) and the navbar's cart count
+    assert [key for key in asked if key.startswith("stats:")] == ["stats:version"]  # the rest is in this process
+
+
+def test_each_set_of_filters_has_its_own_cached_section(client, admin):
+    data = load_sales_data()
+    views = {"all": {}, "swimming": {"event": data.swimming.id},
+             "athletics": {"event": data.athletics.id},
+             "11 March": {"date_from": "2026-03-11", "date_to": "2026-03-11"},
+             "swimming on 11 March": {"event": data.swimming.id, "date_from": "2026-03-11", "date_to": "2026-03-11"}}
+    first = {name: json_script(dashboard(client, **params), "dashboard-data")["totals"] for name, params in views.items()}
+    assert first["all"] == EXPECTED_TOTALS
+    assert first["swimming"]["tickets"] == 4 and first["athletics"]["tickets"] == 5
+    assert first["11 March"]["tickets"] == 5 and first["swimming on 11 March"]["tickets"] == 4
+    assert len({str(totals) for totals in first.values()}) == len(views)
+
+    with sql_statements() as statements:  # all cached now, each under its own filters
+        again = {name: json_script(dashboard(client, **params), "dashboard-data")["totals"]
+                 for name, params in views.items()}
+    assert again == first
+    assert stats_reads(statements) == []
+
+
+def test_invalid_filters_show_the_cached_figures_for_all_sales(client, admin):
+    data = load_sales_data()
+    everything = section_of(dashboard(client))
+    dashboard(client, event=data.swimming.id)
+    html = dashboard(client, event=data.swimming.id, date_from="2026-03-12", date_to="2026-03-10")
+    assert "These filters are not valid" in html
+    assert section_of(html) == everything
+    # …while the form keeps what was asked, with its message
+    assert f'<option selected value="{data.swimming.id}">Swimming Heats</option>' in html
+    assert "The end date must be on or after the start date." in html
+
+
+def test_the_cached_section_changes_right_after_a_sale_and_a_check_in_for_every_filter(app, client, admin, auth):
+    data = load_sales_data()
+    swimming = {"event": data.swimming.id}
+    before_all, before_swimming = totals(client), json_script(dashboard(client, **swimming), "dashboard-data")["totals"]
+    assert totals(client) == before_all  # cached
+
+    buyer_client = app.test_client()
+    login(auth, buyer_client, UserFactory())
+    code = buy(buyer_client, (offer_of(data.swimming, "solo"), 2))
+    assert pay(buyer_client, code).status_code in (302, 303)
+
+    after_all = totals(client)
+    after_swimming = json_script(dashboard(client, **swimming), "dashboard-data")["totals"]
+    assert after_all["tickets"] == before_all["tickets"] + 2
+    assert after_swimming["tickets"] == before_swimming["tickets"] + 2
+    assert table_rows(dashboard(client, **swimming), "table-offers")[0] == [
+        "Swimming Heats", "Solo", str(3 + 2), euros(9000 + 2 * 3000)]
+    # the overview's own counts too: they are cached under the same version
+    assert re.search(rf'data-count="paid-orders">\s*{after_all["orders"]}<', dashboard(client))
+
+    staff_client = app.test_client()
+    login(auth, staff_client, UserFactory(role="staff"))
+    ticket = db.session.scalars(sa.select(Ticket).where(Ticket.event_id == data.swimming.id,
+                                                        Ticket.checked_in_at.is_(None), Ticket.voided_at.is_(None))
+                                .order_by(Ticket.id)).first()
+    answer = staff_client.post("/tickets/api/check-in", json={"payload": ticket_payload(ticket)})
+    assert answer.status_code == 200 and answer.json["verdict"] == "VALID"
+    assert json_script(dashboard(client, **swimming), "dashboard-data")["totals"]["checked_in"] == \
+        after_swimming["checked_in"] + 1
+    assert totals(client)["checked_in"] == after_all["checked_in"] + 1
+
+
+def test_a_new_event_appears_in_the_filter_menu_and_the_counts_at_once(client, admin):
+    load_sales_data()
+    assert re.search(r"paid orders · 2 events<", dashboard(client))
+    event = make_event(title="Fencing Final")
+    html = dashboard(client)
+    assert f'<option value="{event.id}">Fencing Final</option>' in html
+    assert re.search(r"paid orders · 3 events<", html)
+    assert json_script(dashboard(client, event=event.id), "dashboard-data")["totals"]["tickets"] == 0
+
+
+def test_accounts_counts_are_never_cached(client, admin):
+    from app.models import Person
+    from tests.factories import InvitationFactory
+
+    dashboard(client)
+    # not PersonFactory: its phone sequence stays where tests/unit/test_invitations_people_users.py expects it
+    people = [Person(first_name="Mary", last_name=f"Kom{n}", phone1=f"+3361888000{n}", intended_role="staff")
+              for n in range(2)]
+    db.session.add_all(people)
+    db.session.commit()
+    InvitationFactory(person=people[1])
+    html = dashboard(client)
+    assert re.search(r'data-count="people">\s*2<', html)
+    assert re.search(r'data-count="pending-invitations">\s*1<', html)
+
+
+def test_the_section_is_the_same_for_every_admin_and_carries_nothing_of_the_visitor(app, client, admin, auth):
+    load_sales_data()
+    first = dashboard(client)
+    other_client = app.test_client()
+    other = UserFactory(role="admin", email="grace@example.test")
+    login(auth, other_client, other)
+    second = dashboard(other_client)
+    assert section_of(second) == section_of(first)
+    for html in (first, second):
+        assert "ada@example.test" not in section_of(html) and "grace@example.test" not in section_of(html)
+        assert "csrf" not in section_of(html).lower()
+
+
+def test_a_changed_section_template_never_reuses_the_old_html(app, client, admin, monkeypatch):
+    from app.admin import dashboard as module
+
+    load_sales_data()
+    dashboard(client)
+    template, fingerprint = module.section_template()
+    source = (Path(app.root_path) / "templates" / module.SECTION_TEMPLATE).read_text(encoding="utf-8")
+    assert fingerprint == hashlib.sha256(source.encode()).hexdigest()[:12]  # follows the template's text
+    monkeypatch.setattr(module, "section_template", lambda: (template, "another-version"))
+    with sql_statements() as statements:
+        assert json_script(dashboard(client), "dashboard-data")["totals"] == EXPECTED_TOTALS
+    assert stats_reads(statements)  # built again for that template
+
+
+def test_the_event_menu_is_written_as_wtforms_would(app):
+    from wtforms import Form, SelectChoice, SelectField
+    from wtforms.widgets import Select
+
+    from app.admin.dashboard import EventSelect
+
+    choices = [SelectChoice(value, label) for value, label in
+               [("", "All events"), ("7", 'Rock & "Roll" <Night>'), ("8", "Café l'Été"), ("9", "")]]
+
+    class Quick(Form):
+        event = SelectField(choices=choices, widget=EventSelect())
+
+    class Plain(Form):
+        event = SelectField(choices=choices, widget=Select())
+
+    for data in ({}, {"event": "7"}, {"event": "9"}, {"event": "nope"}):
+        quick, plain = Quick(data=data), Plain(data=data)
+        assert str(quick.event(class_="form-select")) == str(plain.event(class_="form-select"))
+    assert '<option selected value="7">Rock &amp; &#34;Roll&#34; &lt;Night&gt;</option>' in str(
+        Quick(data={"event": "7"}).event())
+
+    class WithAttributes(Form):  # options with their own attributes: wtforms writes them
+        event = SelectField(choices=[SelectChoice("1", "One", render_kw={"disabled": True})], widget=EventSelect())
+
+    assert str(WithAttributes().event()) == '<select id="event" name="event"><option disabled value="1">One</option></select>'
+
+
+def test_a_cache_that_cannot_store_still_shows_exact_and_fresh_figures(app, client, admin, monkeypatch):
+    from app.admin import dashboard as module
+    from app.extensions import cache
+
+    load_sales_data()
+    module.copies.clear()
+
+    working_set = cache.set
+
+    def refuse(key, *args, **kwargs):  # the statistics cannot be stored, nor their version bumped
+        if key.startswith("stats:"):
+            raise ConnectionError("cache full")
+        return working_set(key, *args, **kwargs)
+
+    monkeypatch.setattr(cache, "set", refuse)
+    assert json_script(dashboard(client), "dashboard-data")["totals"] == EXPECTED_TOTALS
+    make_event(title="Fencing Final")  # the version cannot move either: no copy may hide this
+    assert "Fencing Final" in dashboard(client)
