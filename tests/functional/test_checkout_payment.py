@@ -258,13 +258,14 @@ def test_no_card_number_or_cvv_in_the_database_logs_session_or_emails(app, clien
     assert caplog.records  # the logs were captured
     for number in CARD_TEXTS:
         assert number not in logged
-    assert not re.search(rf"(?<![0-9]){CVV}(?![0-9])", logged)
+    assert not re.search(rf"(?<![0-9A-Za-z]){CVV}(?![0-9A-Za-z])", logged)
 
     with client.session_transaction() as session:
         stored = repr(dict(session))
     for number in CARD_TEXTS:
         assert number not in stored
-    assert CVV not in stored
+    # As a whole value: three digits turn up by chance inside the session's random tokens.
+    assert not re.search(rf"(?<![0-9A-Za-z]){CVV}(?![0-9A-Za-z])", stored)
 
     for message in outbox:
         for number in CARD_TEXTS:
