@@ -5,15 +5,29 @@ names it after the device, copies it once into the app, and can revoke it at any
 is 256 random bits; only its SHA-256 is stored. It acts for its creator, and only while that
 account is an active staff member or admin, so demoting or disabling someone stops their
 devices at the next scan.
+
+The API looks the token up on every scan, so the state of a usable token (owner, expiry, last
+use) is kept in the shared cache (Redis in production) for at most `CACHE_SECONDS`. Every ORM
+write that can stop a token (revoking or deleting it; changing its owner's role, disabling or
+deleting the owner) deletes the entry after its commit (`install_token_cache_invalidation`),
+for every instance; expiry is checked on each scan. The TTL is the backstop for what that
+cannot see: a bulk UPDATE of `scanner_tokens` or `users` (whose caller should delete
+`token_cache_keys(...)`), or a scan that read the database just before a revocation committed
+and stored the old state just after the deletion.
 """
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import secrets
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
+from itertools import chain
+from typing import Any, Protocol
 
 import sqlalchemy as sa
+from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
 from app.models import Role, ScannerToken, User
@@ -25,6 +39,14 @@ _TOKEN_RE = re.compile(r"gchs_[A-Za-z0-9_-]{43}")
 HINT_CHARS = 10
 TOUCH_EVERY = timedelta(minutes=10)  # last_used_at is refreshed at most this often
 STAFF_ROLES = (Role.STAFF.value, Role.ADMIN.value)
+CACHE_SECONDS = 10  # a backstop only: writes delete the cached state at once
+
+log = logging.getLogger(__name__)
+
+
+class CacheLike(Protocol):
+    def get(self, key: str) -> Any: ...
+    def set(self, key: str, value: Any, timeout: int | None = None) -> Any: ...
 
 
 def new_token_text() -> str:
@@ -82,20 +104,128 @@ def scanner_tokens_of(session: Session, user_id: int) -> list[ScannerToken]:
     ))
 
 
-def staff_id_for_token(session: Session, token: str | None, *, now: datetime) -> int | None:
-    """The id of the active staff member or admin a bearer token acts for, or None. One query."""
+def token_cache_key(token_hash: str) -> str:
+    return f"scanner:token:{token_hash}"
+
+
+def staff_id_for_token(session: Session, token: str | None, *, now: datetime, cache: CacheLike | None = None,
+                       cache_seconds: int = CACHE_SECONDS) -> int | None:
+    """The id of the active staff member or admin a bearer token acts for, or None.
+
+    One query when the token's state is not in `cache` (only usable tokens are cached), none
+    when it is; last_used_at is written (and committed) at most every TOUCH_EVERY.
+    """
     if not token or not _TOKEN_RE.fullmatch(token):
         return None
-    row = session.execute(
-        sa.select(ScannerToken.id, ScannerToken.revoked_at, ScannerToken.expires_at, ScannerToken.last_used_at,
-                  User.id.label("user_id"), User.role, User.disabled_at)
-        .join(User, User.id == ScannerToken.user_id)
-        .where(ScannerToken.token_hash == hash_token(token))
-    ).one_or_none()
+    token_hash = hash_token(token)
+    key = token_cache_key(token_hash)
+    state = _cache_get(cache, key)
+    fresh = state is None
+    if fresh:
+        state = _usable_token_state(session, token_hash, now)
+        if state is None:
+            return None
+    if state["expires_at"] <= now:
+        return None
+    if state["last_used_at"] is None or now - state["last_used_at"] >= TOUCH_EVERY:
+        session.execute(_TOUCH, {"token_id": state["token_id"], "now": now})
+        session.commit()
+        state = {**state, "last_used_at": now}
+        fresh = True
+    if fresh:
+        _cache_set(cache, key, state, cache_seconds)
+    return state["user_id"]
+
+
+_tokens, _users = ScannerToken.__table__, User.__table__
+_TOKEN_ROW = (
+    sa.select(_tokens.c.id, _tokens.c.revoked_at, _tokens.c.expires_at, _tokens.c.last_used_at,
+              _users.c.id.label("user_id"), _users.c.role, _users.c.disabled_at)
+    .join(_users, _users.c.id == _tokens.c.user_id)
+    .where(_tokens.c.token_hash == sa.bindparam("token_hash"))
+)
+_TOUCH = (sa.update(_tokens).where(_tokens.c.id == sa.bindparam("token_id"))
+          .values(last_used_at=sa.bindparam("now", type_=_tokens.c.last_used_at.type)))
+
+
+def _usable_token_state(session: Session, token_hash: str, now: datetime) -> dict | None:
+    row = session.execute(_TOKEN_ROW, {"token_hash": token_hash}).one_or_none()
     if (row is None or row.revoked_at is not None or row.expires_at <= now or row.disabled_at is not None
             or row.role not in STAFF_ROLES):
         return None
-    if row.last_used_at is None or now - row.last_used_at >= TOUCH_EVERY:
-        session.execute(sa.update(ScannerToken).where(ScannerToken.id == row.id).values(last_used_at=now))
-        session.commit()
-    return row.user_id
+    return {"token_id": row.id, "user_id": row.user_id, "expires_at": row.expires_at,
+            "last_used_at": row.last_used_at}
+
+
+def _cache_get(cache: CacheLike | None, key: str) -> dict | None:
+    if cache is None:
+        return None
+    try:
+        return cache.get(key)
+    except Exception:  # an unreachable cache means asking the database
+        log.warning("scanner token cache unavailable; reading the database", exc_info=True)
+        return None
+
+
+def _cache_set(cache: CacheLike | None, key: str, state: dict, seconds: int) -> None:
+    if cache is None:
+        return
+    try:
+        cache.set(key, state, timeout=seconds)
+    except Exception:  # the next scan asks the database again
+        log.warning("scanner token cache unavailable; state not stored", exc_info=True)
+
+
+# --------------------------------------------------------------------------- cache invalidation
+_PENDING = "scanner_token_cache_keys"
+_forget: list[Callable[[set[str]], None]] = []
+
+
+def token_cache_keys(session: Session, *, user_ids: Iterable[int] = (), token_hashes: Iterable[str] = ()) -> set[str]:
+    """The cache keys of these tokens and of every token these users hold."""
+    keys = {token_cache_key(h) for h in token_hashes}
+    user_ids = sorted(set(user_ids))
+    if user_ids:
+        hashes = session.connection().scalars(sa.select(_tokens.c.token_hash).where(_tokens.c.user_id.in_(user_ids)))
+        keys.update(token_cache_key(h) for h in hashes)
+    return keys
+
+
+def _stops_tokens(user: User) -> bool:
+    attrs = sa.inspect(user).attrs
+    return any(attrs[name].history.has_changes() for name in ("role", "disabled_at"))
+
+
+def _collect_stale_keys(session: Session, _flush_context, _instances) -> None:
+    # Before the flush: a deleted owner's tokens go with it (ON DELETE CASCADE) and could not be found after.
+    hashes, owners = set(), set()
+    for obj in chain(session.dirty, session.deleted):
+        if isinstance(obj, ScannerToken) and obj.token_hash:
+            hashes.add(obj.token_hash)
+        elif isinstance(obj, User) and obj.id is not None and (obj in session.deleted or _stops_tokens(obj)):
+            owners.add(obj.id)
+    if hashes or owners:
+        keys = token_cache_keys(session, user_ids=owners, token_hashes=hashes)
+        session.info.setdefault(_PENDING, set()).update(keys)
+
+
+def _delete_after_commit(session: Session) -> None:
+    keys = session.info.pop(_PENDING, None)
+    if keys:
+        for forget in _forget:
+            forget(keys)
+
+
+def _drop_after_rollback(session: Session, previous_transaction) -> None:
+    if previous_transaction.parent is None:  # the whole transaction, not a savepoint
+        session.info.pop(_PENDING, None)
+
+
+def install_token_cache_invalidation(forget: Callable[[set[str]], None]) -> None:
+    """After each commit that revoked or deleted a token, or changed the role or disabled state
+    of (or deleted) its owner, call `forget(cache keys)`. Once per process, on every Session."""
+    _forget[:] = [forget]
+    if not sa_event.contains(Session, "after_commit", _delete_after_commit):
+        sa_event.listen(Session, "before_flush", _collect_stale_keys)
+        sa_event.listen(Session, "after_commit", _delete_after_commit)
+        sa_event.listen(Session, "after_soft_rollback", _drop_after_rollback)

@@ -29,13 +29,13 @@ from app.services.scanner_tokens import (
     create_scanner_token,
     revoke_scanner_token,
     scanner_tokens_of,
-    staff_id_for_token,
 )
 from app.services.tickets import ticket_for_viewer, tickets_of_user
 from app.tickets import bp
 from app.tickets.documents import ticket_filename, ticket_payload, ticket_pdf
 from app.tickets.forms import RevokeTokenForm, ScanForm, ScannerTokenForm
 from app.tickets.keys import public_key, ticket_keys
+from app.tickets.token_cache import staff_id_for_bearer
 
 
 def utcnow() -> datetime:
@@ -105,7 +105,9 @@ def api_check_in():
                       ip_address=request.remote_addr)
     body = result.as_json()
     body["message"] = message_for(f"scan_{result.verdict}")
-    return jsonify(body)
+    response = jsonify(body)
+    response.headers["Cache-Control"] = "no-store"  # a holder's name, never kept by a cache
+    return response
 
 
 def _api_caller():
@@ -113,7 +115,7 @@ def _api_caller():
     header = request.headers.get("Authorization")
     if header is not None:
         scheme, _, token = header.partition(" ")
-        user_id = staff_id_for_token(db.session, token.strip(), now=utcnow()) if scheme.lower() == "bearer" else None
+        user_id = staff_id_for_bearer(token.strip(), now=utcnow()) if scheme.lower() == "bearer" else None
         if user_id is None:
             response = jsonify(error="invalid_token", message=message_for("api_login_required"))
             response.headers["WWW-Authenticate"] = 'Bearer realm="guichet", error="invalid_token"'

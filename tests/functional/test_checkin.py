@@ -1,15 +1,18 @@
 """The gate: scan page, JSON API (staff session with CSRF, or scanner token), public key, tokens, CLI."""
 from __future__ import annotations
 
+import os
 import re
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from freezegun import freeze_time
 
-from app.extensions import db
-from app.models import AuditEvent, CheckIn, ScannerToken, Ticket
-from app.services.scanner_tokens import hash_token
+from app.extensions import cache, db, login_manager
+from app.models import AuditEvent, CheckIn, ScannerToken, Ticket, User
+from app.services.scanner_tokens import hash_token, token_cache_key
 from app.services.signing import (
     double_key_digest,
     generate_private_key_pem,
@@ -393,8 +396,10 @@ def test_cli_users_rotate_key(runner, customer, ticket, outbox):
     assert "/tickets/" in message.body
 
 
-def test_a_token_check_in_costs_five_statements(app, staff, customer):
-    """Token lookup, ticket row (owner key, offer, event, checker), UPDATE, scan record, audit."""
+def test_a_cached_token_check_in_costs_one_statement_on_postgresql_three_elsewhere(app, staff, customer):
+    """The token's state comes from the cache after the first scan; then the conditional UPDATE
+    (which also reads owner key, offer and event), the audit event and the scan record: one
+    statement on PostgreSQL (a data-modifying WITH), three elsewhere."""
     from app.services.scanner_tokens import create_scanner_token
 
     offer = OfferFactory()
@@ -405,10 +410,197 @@ def test_a_token_check_in_costs_five_statements(app, staff, customer):
                                     max_tokens=1)
     device = app.test_client()
     headers = {"Authorization": f"Bearer {token}"}
-    assert device.post(API, json={"payload": payloads[0]}, headers=headers).json["verdict"] == "VALID"
-
     statements = []
     sa.event.listen(db.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    scan = ["WITH"] if db.engine.dialect.name == "postgresql" else ["UPDATE", "INSERT", "INSERT"]
+    assert device.post(API, json={"payload": payloads[0]}, headers=headers).json["verdict"] == "VALID"
+    kinds = [s.split()[0].upper() for s in statements]
+    assert kinds == ["SELECT", "UPDATE", *scan], statements  # token lookup, its last_used_at, the scan
+
+    statements.clear()
     assert device.post(API, json={"payload": payloads[1]}, headers=headers).json["verdict"] == "VALID"
     kinds = [s.split()[0].upper() for s in statements]
-    assert kinds == ["SELECT", "SELECT", "UPDATE", "INSERT", "INSERT"], statements
+    assert kinds == scan, statements
+
+
+# --------------------------------------------------------------------------- cached scanner tokens
+def make_token(user, **options) -> str:
+    from app.services.scanner_tokens import create_scanner_token
+
+    options = {"name": "Gate 5", "now": datetime.now(UTC), "valid_days": 30, "max_tokens": 5} | options
+    return create_scanner_token(db.session, user, **options)[1]
+
+
+def more_tickets(customer, count: int) -> list[str]:
+    order = make_paid_order(customer, (OfferFactory(), count))
+    return [ticket_payload(t) for t in db.session.scalars(
+        sa.select(Ticket).where(Ticket.order_id == order.id).order_by(Ticket.id))]
+
+
+def scan_with(device, token: str, payload: str):
+    return device.post(API, json={"payload": payload}, headers={"Authorization": f"Bearer {token}"})
+
+
+def test_a_valid_scan_makes_the_cached_statistics_stale(app, staff, customer):
+    """The admin statistics count check-ins: the one-statement check-in must still be seen by the
+    session listener that replaces the statistics version (app/services/stats.py)."""
+    from app.services.stats import stats_version
+
+    first, = more_tickets(customer, 1)
+    token = make_token(staff)
+    before = stats_version(cache)
+    assert scan_with(app.test_client(), token, first).json["verdict"] == "VALID"
+    assert stats_version(cache) != before
+
+
+def test_a_token_revoked_right_after_a_cached_scan_is_refused(app, client, auth, staff, customer):
+    first, second = more_tickets(customer, 2)
+    login(auth, staff)
+    token = create_token(client)
+    device = app.test_client()
+    assert scan_with(device, token, first).json["verdict"] == "VALID"  # the token's state is now cached
+    assert cache.get(token_cache_key(hash_token(token))) is not None
+    row = db.session.scalars(sa.select(ScannerToken)).one()
+    assert client.post(f"/tickets/scanner-tokens/{row.id}/revoke").status_code == 302
+    assert cache.get(token_cache_key(hash_token(token))) is None
+    refused = scan_with(device, token, second)
+    assert refused.status_code == 401 and refused.json["error"] == "invalid_token"
+    assert db.session.scalar(sa.select(sa.func.count(CheckIn.id))) == 1
+
+
+@pytest.mark.parametrize("change", ["demoted", "disabled", "demoted_by_admin", "disabled_by_admin"])
+def test_a_token_stops_right_after_a_cached_scan_when_its_owner_stops_being_staff(app, staff, customer, change):
+    from app.services import users_admin
+
+    first, second = more_tickets(customer, 2)
+    token = make_token(staff)
+    device = app.test_client()
+    assert scan_with(device, token, first).json["verdict"] == "VALID"
+    admin = UserFactory(role="admin")
+    if change == "demoted":
+        staff.role = "customer"
+        db.session.commit()
+    elif change == "disabled":
+        staff.disabled_at = datetime.now(UTC)
+        db.session.commit()
+    elif change == "demoted_by_admin":
+        users_admin.change_role(db.session, staff.id, "customer", actor_id=admin.id, now=datetime.now(UTC))
+    else:
+        users_admin.disable_user(db.session, staff.id, actor_id=admin.id, now=datetime.now(UTC))
+    assert scan_with(device, token, second).status_code == 401
+    db.session.expire_all()
+    assert db.session.scalar(sa.select(sa.func.count(Ticket.id)).where(Ticket.checked_in_at.is_not(None))) == 1
+
+
+def test_a_cached_token_still_expires_on_time(app, staff, customer):
+    first, second = more_tickets(customer, 2)
+    start = datetime.now(UTC)
+    token = make_token(staff, now=start, valid_days=1)
+    device = app.test_client()
+    with freeze_time(start + timedelta(days=1, seconds=-3)) as frozen:
+        assert scan_with(device, token, first).json["verdict"] == "VALID"
+        assert cache.get(token_cache_key(hash_token(token))) is not None
+        frozen.tick(timedelta(seconds=3))  # now == expires_at; the cached state is 3 s old
+        assert cache.get(token_cache_key(hash_token(token))) is not None
+        assert scan_with(device, token, second).status_code == 401
+
+
+def test_other_changes_to_the_owner_keep_the_cached_token(app, staff, customer):
+    """Only what can stop a token (role, disabled, revoked, deleted) clears its cached state."""
+    first, second = more_tickets(customer, 2)
+    token = make_token(staff)
+    device = app.test_client()
+    assert scan_with(device, token, first).json["verdict"] == "VALID"
+    staff.first_name = "Samuel"
+    db.session.commit()
+    assert cache.get(token_cache_key(hash_token(token))) is not None
+    assert scan_with(device, token, second).json["verdict"] == "VALID"
+
+
+def test_a_bulk_update_needs_forget_cached_tokens(app, staff, customer):
+    """The ORM listener cannot see a bulk UPDATE; its caller clears the cache (else the TTL does)."""
+    from app.tickets.token_cache import forget_cached_tokens
+
+    first, second = more_tickets(customer, 2)
+    token = make_token(staff)
+    device = app.test_client()
+    assert scan_with(device, token, first).json["verdict"] == "VALID"
+    db.session.execute(sa.update(User).where(User.id == staff.id).values(role="customer"))
+    db.session.commit()
+    assert cache.get(token_cache_key(hash_token(token))) is not None
+    forget_cached_tokens(user_ids=[staff.id])
+    assert scan_with(device, token, second).status_code == 401
+
+
+@pytest.mark.app_config(REQUIRE_2FA_FOR_STAFF=False, SCANNER_TOKEN_CACHE_SECONDS=1)
+def test_the_cache_lifetime_is_the_backstop(app, staff, customer):
+    first, second = more_tickets(customer, 2)
+    token = make_token(staff)
+    device = app.test_client()
+    assert scan_with(device, token, first).json["verdict"] == "VALID"
+    db.session.execute(sa.update(ScannerToken).values(revoked_at=datetime.now(UTC)))  # unseen by the listener
+    db.session.commit()
+    time.sleep(1.2)
+    assert scan_with(device, token, second).status_code == 401
+
+
+def test_the_token_check_works_without_the_cache(app, staff, customer, monkeypatch):
+    """An unreachable cache (Redis down) means asking the database, not refusing the gate."""
+    first, second = more_tickets(customer, 2)
+    token = make_token(staff)
+
+    def unavailable(*_args, **_kwargs):
+        raise ConnectionError("cache down")
+
+    monkeypatch.setattr(cache, "get", unavailable)
+    monkeypatch.setattr(cache, "set", unavailable)
+    device = app.test_client()
+    assert scan_with(device, token, first).json["verdict"] == "VALID"
+    db.session.execute(sa.update(ScannerToken).values(revoked_at=datetime.now(UTC)))
+    db.session.commit()
+    assert scan_with(device, token, second).status_code == 401
+
+
+# --------------------------------------------------------------------------- no session for scanner apps
+def test_a_bearer_call_ignores_cookies_loads_no_session_and_sets_none(app, client, auth, staff, customer, monkeypatch):
+    """A scanner app that also sends a session cookie (e.g. a web app on this site) is judged by its
+    token alone: the server-side session is not read or written, no cookie comes back."""
+    first, second = more_tickets(customer, 2)
+    token = make_token(staff)
+    login(auth, customer)  # this client now holds a logged-in customer's session cookie
+    assert client.get_cookie("guichet_session") is not None
+    interface = app.session_interface
+    reads, writes = [], []
+    read, write = interface._retrieve_session_data, interface._upsert_session
+    monkeypatch.setattr(interface, "_retrieve_session_data", lambda *a: (reads.append(a), read(*a))[1])
+    monkeypatch.setattr(interface, "_upsert_session", lambda *a: (writes.append(a), write(*a))[1])
+    loads = []
+    user_loader = login_manager._user_callback
+    monkeypatch.setattr(login_manager, "_user_callback", lambda user_id: (loads.append(user_id), user_loader(user_id))[1])
+
+    response = scan_with(client, token, first)
+    assert response.status_code == 200 and response.json["verdict"] == "VALID"
+    assert (reads, writes, loads) == ([], [], [])
+    assert "Set-Cookie" not in response.headers
+    assert response.headers["Cache-Control"] == "no-store"
+    db.session.expire_all()
+    assert db.session.scalars(sa.select(Ticket).where(Ticket.checked_in_at.is_not(None))).one().checked_in_by_id \
+        == staff.id
+
+    # Without the Authorization header the same client is its logged-in customer again.
+    refused = client.post(API, json={"payload": second})
+    assert refused.status_code == 403 and refused.json["error"] == "forbidden"
+    assert reads and loads
+
+
+@pytest.mark.skipif(not os.environ.get("TEST_REDIS_URL"), reason="two instances share a cache only through Redis")
+def test_a_revocation_on_one_instance_stops_the_token_on_the_other(app, make_app, staff, customer):
+    from app.services.scanner_tokens import revoke_scanner_token
+
+    other = make_app()
+    first, second = more_tickets(customer, 2)
+    token = make_token(staff)
+    assert scan_with(other.test_client(), token, first).json["verdict"] == "VALID"  # cached by instance B
+    row = db.session.scalars(sa.select(ScannerToken)).one()
+    revoke_scanner_token(db.session, row.id, user_id=staff.id, now=datetime.now(UTC))  # on instance A
+    assert scan_with(other.test_client(), token, second).status_code == 401

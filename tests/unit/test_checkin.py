@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from app.extensions import db
 from app.models import AuditEvent, CheckIn, Ticket
 from app.services import checkin
+from app.services.audit import AUDIT_TYPES
 from app.services.checkin import (
     ALREADY_USED,
     ANSWER_OF,
@@ -217,25 +218,81 @@ def test_json_shape(duo_ticket, staff):
     assert scan("junk").as_json()["ticket"] is None
 
 
-def test_losing_the_race_after_reading_gives_already_used(duo_ticket, staff, monkeypatch):
-    """Another gate checks the ticket in between our read and our UPDATE: we must not say VALID."""
+def test_losing_the_race_to_another_gate_gives_already_used(duo_ticket, staff, monkeypatch):
+    """Another gate checks the ticket in just before our UPDATE: we must not say VALID."""
     other = UserFactory(role="staff", first_name="Other", last_name="Gate")
-    real_row = checkin._ticket_row
+    real_take = checkin._take_ticket
     calls = []
 
-    def row_then_someone_else_checks_in(session, ticket_id):
-        row = real_row(session, ticket_id)
-        if not calls:
-            session.execute(sa.update(Ticket).where(Ticket.id == ticket_id)
-                            .values(checked_in_at=NOW - timedelta(seconds=1), checked_in_by_id=other.id))
+    def someone_else_checks_in_first(session, ticket_id, **kwargs):
+        session.execute(sa.update(Ticket).where(Ticket.id == ticket_id)
+                        .values(checked_in_at=NOW - timedelta(seconds=1), checked_in_by_id=other.id))
         calls.append(ticket_id)
-        return row
+        return real_take(session, ticket_id, **kwargs)
 
-    monkeypatch.setattr(checkin, "_ticket_row", row_then_someone_else_checks_in)
+    monkeypatch.setattr(checkin, "_take_ticket", someone_else_checks_in_first)
     result = scan(payload_of(duo_ticket), staff.id)
     assert result.verdict == ALREADY_USED and result.checked_in_by == "Other Gate"
-    assert len(calls) == 2
+    assert result.checked_in_at == NOW - timedelta(seconds=1)
+    assert calls == [duo_ticket.id]
+    db.session.expire_all()
+    assert db.session.get(Ticket, duo_ticket.id).checked_in_by_id == other.id
     assert db.session.scalar(sa.select(sa.func.count(AuditEvent.id))) == 0
+
+
+def test_a_replaced_code_undoes_its_check_in(duo_ticket, staff):
+    """KEY_MISMATCH is found after the conditional UPDATE took the ticket: it must be rolled back."""
+    old_payload = payload_of(duo_ticket)
+    duo_ticket.user.user_key = make_user_key()
+    db.session.commit()
+    result = scan(old_payload, staff.id)
+    assert result.verdict == KEY_MISMATCH and result.checked_in_at is None and result.checked_in_by is None
+    assert (result.ticket_id, result.holder_name, result.offer_name) == (duo_ticket.id, "Marie Curie", "Duo")
+    db.session.expire_all()
+    ticket = db.session.get(Ticket, duo_ticket.id)
+    assert ticket.checked_in_at is None and ticket.checked_in_by_id is None
+    scans = db.session.scalars(sa.select(CheckIn)).all()
+    assert [(s.verdict, s.ticket_id, s.event_id) for s in scans] == [(KEY_MISMATCH, ticket.id, ticket.event_id)]
+    assert db.session.scalar(sa.select(sa.func.count(AuditEvent.id))) == 0
+
+
+def test_the_check_in_audit_event(duo_ticket, staff):
+    before = datetime.now(UTC)
+    scan(payload_of(duo_ticket), staff.id)
+    event = db.session.scalars(sa.select(AuditEvent)).one()
+    assert event.type == checkin.CHECK_IN_AUDIT == "check_in" and event.type in AUDIT_TYPES
+    assert (event.actor_id, event.subject_user_id) == (staff.id, duo_ticket.user_id)
+    assert event.details == {"ticket_id": duo_ticket.id, "ticket_number": duo_ticket.number,
+                             "event_id": duo_ticket.event_id, "persons": 2}
+    assert event.created_at >= before - timedelta(seconds=1)
+
+
+def test_a_valid_scan_is_one_commit_after_one_statement_on_postgresql_three_elsewhere(duo_ticket, staff):
+    """The conditional UPDATE … RETURNING reads what the answer needs: no SELECT before it. On
+    PostgreSQL it also writes the audit event and the scan record (a data-modifying WITH)."""
+    payload, staff_id = payload_of(duo_ticket), staff.id
+    statements, commits = [], []
+
+    def on_statement(_conn, _cursor, statement, *_args):
+        statements.append(statement.split()[0].upper())
+
+    def on_commit(_conn):
+        commits.append(1)
+
+    sa.event.listen(db.engine, "before_cursor_execute", on_statement)
+    sa.event.listen(db.engine, "commit", on_commit)
+    try:
+        result = scan(payload, staff_id)
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", on_statement)
+        sa.event.remove(db.engine, "commit", on_commit)
+    assert result.verdict == VALID and result.event_title == "Swimming — Finals"
+    assert result.event_starts_at == NOW + timedelta(days=10)
+    expected = ["WITH"] if db.engine.dialect.name == "postgresql" else ["UPDATE", "INSERT", "INSERT"]
+    assert statements == expected and commits == [1]
+    audit = db.session.scalars(sa.select(AuditEvent)).one()
+    assert (audit.type, audit.actor_id, audit.details["ticket_id"]) == ("check_in", staff_id, duo_ticket.id)
+    assert db.session.scalars(sa.select(CheckIn.verdict)).all() == [VALID]
 
 
 def test_simultaneous_scans_of_one_ticket_admit_exactly_once(app, duo_ticket, staff):

@@ -9,14 +9,17 @@ import pytest
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.models import AuditEvent, ScannerToken, Ticket
+from app.models import AuditEvent, ScannerToken, Ticket, User
 from app.services.errors import DomainError, NotFound
 from app.services.scanner_tokens import (
+    TOUCH_EVERY,
     create_scanner_token,
     hash_token,
     revoke_scanner_token,
     scanner_tokens_of,
     staff_id_for_token,
+    token_cache_key,
+    token_cache_keys,
 )
 from app.services.signing import (
     double_key_digest,
@@ -189,6 +192,110 @@ def test_revoking_someone_elses_token_is_not_found(staff):
     row, _ = new_token(staff)
     with pytest.raises(NotFound):
         revoke_scanner_token(db.session, row.id, user_id=UserFactory(role="staff").id, now=NOW)
+
+
+class CountingCache(dict):
+    """A dict with the CacheLike methods; counts the reads."""
+
+    def __init__(self):
+        super().__init__()
+        self.reads = 0
+
+    def get(self, key):
+        self.reads += 1
+        return super().get(key)
+
+    def set(self, key, value, timeout=None):
+        self[key] = value
+
+
+def statements_during(action) -> list[str]:
+    seen = []
+
+    def on_statement(_conn, _cursor, statement, *_args):
+        seen.append(statement.split()[0].upper())
+
+    sa.event.listen(db.engine, "before_cursor_execute", on_statement)
+    try:
+        action()
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", on_statement)
+    return seen
+
+
+def test_a_cached_token_needs_no_query_and_is_touched_every_ten_minutes(staff):
+    row, text = new_token(staff)
+    token_cache, staff_id = CountingCache(), staff.id
+
+    def resolve(when):
+        return staff_id_for_token(db.session, text, now=when, cache=token_cache)
+
+    assert statements_during(lambda: resolve(NOW)) == ["SELECT", "UPDATE"]  # lookup, last_used_at
+    assert token_cache[token_cache_key(row.token_hash)]["user_id"] == staff_id
+    assert statements_during(lambda: resolve(NOW + TOUCH_EVERY - timedelta(seconds=1))) == []
+    assert statements_during(lambda: resolve(NOW + TOUCH_EVERY)) == ["UPDATE"]
+    assert token_cache[token_cache_key(row.token_hash)]["last_used_at"] == NOW + TOUCH_EVERY
+    assert db.session.get(ScannerToken, row.id).last_used_at == NOW + TOUCH_EVERY
+    assert resolve(NOW + timedelta(minutes=11)) == staff_id
+
+
+def test_refused_tokens_are_not_cached(staff):
+    row, text = new_token(staff)
+    revoke_scanner_token(db.session, row.id, user_id=staff.id, now=NOW)
+    token_cache = CountingCache()
+    for _ in range(2):
+        assert staff_id_for_token(db.session, text, now=NOW, cache=token_cache) is None
+    assert token_cache == {} and token_cache.reads == 2
+    assert staff_id_for_token(db.session, "gchs_short", now=NOW, cache=token_cache) is None
+    assert token_cache.reads == 2  # a malformed token never reaches the cache
+
+
+def test_writes_that_stop_a_token_delete_its_cached_state(staff):
+    """The session listener: revoke (service), role and disabled changes, deleting the owner."""
+    from app.extensions import cache
+
+    rows = [new_token(staff, name=f"Gate {n}") for n in range(3)]
+    other = UserFactory(role="staff")
+    _, other_text = new_token(other)
+
+    def cache_all():
+        for _, text in rows + [(None, other_text)]:
+            assert staff_id_for_token(db.session, text, now=NOW, cache=cache) is not None
+
+    def cached(text):
+        return cache.get(token_cache_key(hash_token(text))) is not None
+
+    cache_all()
+    revoke_scanner_token(db.session, rows[0][0].id, user_id=staff.id, now=NOW)
+    assert [cached(text) for _, text in rows] == [False, True, True] and cached(other_text)
+
+    staff.first_name = "Renamed"  # does not stop a token
+    db.session.commit()
+    assert cached(rows[1][1])
+    staff.role = "admin"  # still staff, but a role change: forgotten and read again
+    db.session.commit()
+    assert not cached(rows[1][1]) and not cached(rows[2][1]) and cached(other_text)
+
+    for _, text in rows[1:]:
+        staff_id_for_token(db.session, text, now=NOW, cache=cache)
+    staff.role = "staff"
+    db.session.flush()
+    db.session.rollback()  # a change rolled back forgets nothing, not even at the next commit
+    staff.first_name = "Again"
+    db.session.commit()
+    assert cached(rows[1][1]) and cached(rows[2][1])
+
+    db.session.delete(db.session.get(User, other.id))
+    db.session.commit()
+    assert not cached(other_text)
+    assert staff_id_for_token(db.session, other_text, now=NOW, cache=cache) is None
+
+
+def test_token_cache_keys_of_users(staff):
+    rows = [new_token(staff, name=f"Gate {n}")[0] for n in range(2)]
+    assert token_cache_keys(db.session, user_ids=[staff.id]) == {token_cache_key(r.token_hash) for r in rows}
+    assert token_cache_keys(db.session, token_hashes=["ab"]) == {token_cache_key("ab")}
+    assert token_cache_keys(db.session) == set()
 
 
 # --------------------------------------------------------------------------- signing key
