@@ -225,7 +225,11 @@ _MAX_ID = 2**63 - 1  # a signed id we never issued; beyond BIGINT on PostgreSQL
 def _take_and_record_statement():
     """PostgreSQL: the conditional UPDATE as a data-modifying WITH, feeding the audit event and
     the VALID scan record, in one statement (and one round trip) instead of three. It returns
-    the UPDATE's row (nothing when it changed no row, and then nothing was inserted either)."""
+    the UPDATE's row (nothing when it changed no row, and then nothing was inserted either).
+
+    The statistics listener (app/services/stats.py) sees an INSERT into `check_ins`, one of the
+    tables it watches, not the UPDATE inside; tests check that a valid scan still makes the
+    cached statistics stale."""
     taken = _TAKE_TICKET.cte("taken")
     details = sa.func.json_build_object(*chain.from_iterable(
         (sa.literal_column(f"'{name}'"), column) for name, column in
