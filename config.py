@@ -53,6 +53,8 @@ class Config:
     # Tickets: how long a scanner app's bearer token lasts, and how many one staff member may hold.
     SCANNER_TOKEN_DAYS = env_int("SCANNER_TOKEN_DAYS", 30)
     SCANNER_TOKENS_PER_USER = env_int("SCANNER_TOKENS_PER_USER", 20)
+    # A scanner token's state is cached this long at most (revoking or demoting deletes it at once).
+    SCANNER_TOKEN_CACHE_SECONDS = env_int("SCANNER_TOKEN_CACHE_SECONDS", 10)
     # HMAC key for hashing invitation and password-reset codes (kept out of the database).
     CODE_PEPPER = env("CODE_PEPPER")
 

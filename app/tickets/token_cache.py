@@ -10,7 +10,6 @@ from flask import current_app, has_app_context
 
 from app.extensions import cache, db
 from app.services.scanner_tokens import (
-    CACHE_SECONDS,
     install_token_cache_invalidation,
     staff_id_for_token,
     token_cache_keys,
@@ -18,7 +17,7 @@ from app.services.scanner_tokens import (
 
 
 def staff_id_for_bearer(token: str, *, now: datetime) -> int | None:
-    seconds = int(current_app.config.get("SCANNER_TOKEN_CACHE_SECONDS", CACHE_SECONDS))
+    seconds = int(current_app.config["SCANNER_TOKEN_CACHE_SECONDS"])
     return staff_id_for_token(db.session, token, now=now, cache=cache if seconds > 0 else None,
                               cache_seconds=seconds)
 
