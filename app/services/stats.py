@@ -5,8 +5,8 @@ dashboard stays fast with hundreds of thousands of orders. Only paid orders coun
 a cancelled or refunded order leaves the figures. Days are Europe/Paris days.
 
 Caching: whatever is derived from the statistics is stored under ``stats:<version>:<name>``
-(`stats_key`): the figures for a set of filters (`cached_dashboard_stats`), or what the
-dashboard keeps (its rendered statistics section per filters, the catalogue overview).
+(`stats_key`): what the dashboard keeps (app/admin/dashboard.py: its rendered statistics
+section per set of filters, the catalogue overview).
 The version is a random token kept in the same cache; any committed change to the data the
 statistics read (a sale, a cancellation, a check-in, a catalogue edit) replaces it, so
 every cached result becomes unreachable at once, on every web instance sharing the cache.
@@ -30,7 +30,6 @@ from app.models import CheckIn, Event, Offer, Order, OrderLine, OrderStatus, Tic
 
 PARIS = ZoneInfo("Europe/Paris")
 VERSION_KEY = "stats:version"
-DEFAULT_TIMEOUT = 300
 PAID = OrderStatus.PAID.value
 
 
@@ -286,16 +285,6 @@ def bump_stats_version(cache: CacheLike) -> None:
 def stats_key(version: str, name: str) -> str:
     """The cache key of a value derived from the statistics (figures, rendered HTML) for a version."""
     return f"stats:{version}:{name}"
-
-
-def cached_dashboard_stats(session: Session, cache: CacheLike, filters: StatsFilters, *,
-                           timeout: int = DEFAULT_TIMEOUT) -> dict:
-    key = stats_key(stats_version(cache), filters.cache_key())
-    data = cache.get(key)
-    if data is None:
-        data = dashboard_stats(session, filters)
-        cache.set(key, data, timeout=timeout)
-    return data
 
 
 # --------------------------------------------------------------------------- invalidation

@@ -63,7 +63,9 @@ def test_two_people_cannot_share_an_email(app):
 
 def test_search_people_by_name_email_and_phone(app):
     ada = PersonFactory(first_name="Ada", last_name="Lovelace", email="ada@example.test", phone1="+33612345678")
-    PersonFactory(first_name="Alan", last_name="Turing", email="alan@example.test", intended_role="admin")
+    # An explicit phone: the factory's numbers run through the digits of "100%_" sooner or later.
+    PersonFactory(first_name="Alan", last_name="Turing", email="alan@example.test", intended_role="admin",
+                  phone1="+33698765432")
     assert [p.id for p in people.search_people(db.session, query="lovelace")[0]] == [ada.id]
     assert [p.id for p in people.search_people(db.session, query="ADA@")[0]] == [ada.id]
     assert [p.id for p in people.search_people(db.session, query="2345678")[0]] == [ada.id]
