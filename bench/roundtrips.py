@@ -24,7 +24,7 @@ from bench import common, rush
 from bench.browser import parse_forms
 
 SERVER_ENV = ("GUICHET_ENV", "SECRET_KEY", "TICKET_SIGNING_KEY", "DATABASE_URL", "REDIS_URL", "SESSION_COOKIE_SECURE",
-              "RATELIMIT_ENABLED", "LOG_LEVEL", "INSTANCE_PATH", "MAIL_OUTBOX_DIR", "PUBLIC_BASE_URL")
+              "RATELIMIT_ENABLED", "LOG_LEVEL", "INSTANCE_PATH", "MAIL_OUTBOX_DIR", "PUBLIC_BASE_URL", "MAIL_QUEUE")
 
 
 class Counter:
