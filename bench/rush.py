@@ -166,14 +166,14 @@ async def solo_purchases(base: str, count: int, label: str) -> dict:
 async def rush(base: str, buyers: int, seats: int, label: str = "single", check_bases: tuple = (),
                server_pids: tuple = (), solo: int = 0) -> dict:
     with common.running_email_worker() as worker:
-        figures = await _rush(base, buyers, seats, label, check_bases, server_pids, solo, worker.pid)
+        figures, event_id = await _rush(base, buyers, seats, label, check_bases, server_pids, solo, worker.pid)
         t_end = time.perf_counter()
         while common.pending_emails() and time.perf_counter() - t_end < 600:
             await asyncio.sleep(0.2)
         figures["rush_email_drain_s"] = round(time.perf_counter() - t_end, 1)  # after the last buyer's answer
         figures["rush_emails_pending_after_drain"] = common.pending_emails()
         figures["rush_email_worker_cpu_s_total"] = round(common.cpu_seconds([worker.pid]), 2)
-    figures["rush_confirmation_emails_sent"] = emails_sent(figures.pop("_event_id"))
+    figures["rush_confirmation_emails_sent"] = emails_sent(event_id)
     return figures
 
 
@@ -185,7 +185,8 @@ def emails_sent(event_id: int) -> int:
 
 
 async def _rush(base: str, buyers: int, seats: int, label: str, check_bases: tuple, server_pids: tuple,
-                solo: int, worker_pid: int) -> dict:
+                solo: int, worker_pid: int) -> tuple[dict, int]:
+    """The figures of the rush, and its event's id."""
     solo_figures = await solo_purchases(base, solo, label)
     event = create_rush_event(seats, label)
     emails = create_buyers(buyers, label)
@@ -209,8 +210,7 @@ async def _rush(base: str, buyers: int, seats: int, label: str, check_bases: tup
     for b in browsers:
         await b.close()
     figures = summarise(results, event, wall, cpu, errors_5xx, buyers, login_seconds, valid_elsewhere) | solo_figures
-    figures["_event_id"] = event["event_id"]
-    return figures
+    return figures, event["event_id"]
 
 
 async def sessions_valid_on(bases: tuple, browsers: list[Browser]) -> dict:

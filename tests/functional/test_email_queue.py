@@ -323,13 +323,19 @@ def test_no_address_card_or_token_in_the_job_table_or_the_worker_logs(app, clien
 
 
 # --------------------------------------------------------------------------- claims under concurrency
-def test_two_workers_claiming_at_once_never_share_a_job(app, client, buyer, outbox):
-    codes = [place(client) for _ in range(6)]
+def paid_orders_with_due_jobs(client, count: int) -> list[str]:
+    """`count` paid orders whose confirmation jobs are all pending and due (as if never sent)."""
+    codes = [place(client) for _ in range(count)]
     for code in codes:
         pay(client, code)
     db.session.execute(sa.update(EmailJob).values(status="pending", attempts=0,
                                                   next_attempt_at=datetime.now(UTC) - timedelta(seconds=1)))
     db.session.commit()
+    return codes
+
+
+def test_two_workers_claiming_at_once_never_share_a_job(app, client, buyer, outbox):
+    codes = paid_orders_with_due_jobs(client, 6)
     now = datetime.now(UTC)
     engine, barrier, claimed, errors = db.engine, threading.Barrier(2), [], []
 
@@ -355,12 +361,7 @@ def test_two_workers_claiming_at_once_never_share_a_job(app, client, buyer, outb
 def test_on_postgresql_a_locked_job_is_skipped_not_waited_for(app, client, buyer, outbox):
     if db.engine.dialect.name != "postgresql":
         pytest.skip("FOR UPDATE SKIP LOCKED is PostgreSQL's; SQLite has a single writer")
-    codes = [place(client) for _ in range(2)]
-    for code in codes:
-        pay(client, code)
-    db.session.execute(sa.update(EmailJob).values(status="pending", attempts=0,
-                                                  next_attempt_at=datetime.now(UTC) - timedelta(seconds=1)))
-    db.session.commit()
+    codes = paid_orders_with_due_jobs(client, 2)
     locked, free = job_of(codes[0]).id, job_of(codes[1]).id
     with Session(db.engine) as holder, Session(db.engine) as worker:
         holder.execute(sa.select(EmailJob.id).where(EmailJob.id == locked).with_for_update())  # another worker's
