@@ -14,6 +14,7 @@ Docker image, docker-compose.yml and a plain host share this one file:
     GUNICORN_KEEPALIVE            75 seconds (longer than nginx's upstream keepalive_timeout of 60 s)
     GUNICORN_MAX_REQUESTS         0 = never recycle workers (jitter: GUNICORN_MAX_REQUESTS_JITTER)
     GUNICORN_PRELOAD              0 (see post_fork below before turning it on)
+    GUNICORN_REUSE_PORT           1: every worker listens on its own SO_REUSEPORT socket (see below)
     GUNICORN_FORWARDED_ALLOW_IPS  127.0.0.1,::1 — who may set X-Forwarded-Proto (compose: "*")
     GUNICORN_ACCESSLOG            "-" (stdout); "" or "off" disables it
     GUNICORN_LOGLEVEL             info
@@ -59,6 +60,13 @@ keepalive = _env_int("GUNICORN_KEEPALIVE", 75)
 max_requests = _env_int("GUNICORN_MAX_REQUESTS", 0)
 max_requests_jitter = _env_int("GUNICORN_MAX_REQUESTS_JITTER", 0)
 preload_app = _env("GUNICORN_PRELOAD", "0").lower() in {"1", "true", "yes", "on"}
+
+# One shared listening socket lets whichever worker wakes first accept a whole burst of
+# keep-alive connections: measured with wrk's 16, one worker got all of them and the other
+# none (bench/README.md, "Worker model"). With SO_REUSEPORT each worker has its own socket and
+# the kernel spreads new connections across them. Another process of the same user could then
+# bind the same port too: give each instance on a host its own port (a container has its own network).
+reuse_port = _env("GUNICORN_REUSE_PORT", "1").lower() in {"1", "true", "yes", "on"}
 
 # X-Forwarded-Proto from these addresses sets wsgi.url_scheme (nginx on the same host by default).
 forwarded_allow_ips = _env("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
@@ -121,3 +129,17 @@ def post_fork(server, worker):
 
     with run.app.app_context():
         db.engine.dispose(close=False)
+
+
+def post_worker_init(worker):
+    """Move everything the app allocated while loading (modules, routes, templates, SQLAlchemy
+    metadata) out of the collector's reach: a full collection otherwise walks those objects and
+    held the GIL 80–120 ms in a loaded worker, stalling every request of that process."""
+    freeze_loaded_objects()
+
+
+def freeze_loaded_objects() -> None:
+    import gc
+
+    gc.collect()
+    gc.freeze()

@@ -250,6 +250,7 @@ def test_gunicorn_config_has_sane_defaults(monkeypatch):
     assert cfg.threads == 32 and cfg.worker_class_str == "gthread"  # chosen by bench/workers.py and bench/logins.py
     assert cfg.timeout >= 30 and cfg.keepalive > 60  # outlives nginx's upstream keepalive
     assert cfg.preload_app is False
+    assert cfg.reuse_port is True  # one listening socket per worker: the kernel spreads connections
     assert cfg.control_socket_disable is True
     assert "127.0.0.1" in cfg.forwarded_allow_ips
     for atom in ("%(r)s", "%(q)s", "%(f)s"):  # request line and referer may carry tokens
@@ -285,6 +286,83 @@ def test_gunicorn_access_log_redacts_tokens(monkeypatch):
     assert "/auth/reset/[redacted]" in line and "198.51.100.4" in line
     assert namespace["redact_path"]("/auth/verify/abc") == "/auth/verify/[redacted]"
     assert namespace["redact_path"]("/events/athletics") == "/events/athletics"
+
+
+def _listening_inodes(port: int) -> set[str]:
+    """Socket inodes listening on 127.0.0.1:port, from /proc/net/tcp (state 0A = LISTEN)."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == f"0100007F:{port:04X}" and fields[3] == "0A":
+            inodes.add(fields[9])
+    return inodes
+
+
+def _socket_inodes_of(pid: int) -> set[str]:
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:["):-1])
+    return inodes
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads Linux's /proc")
+def test_every_gunicorn_worker_accepts_on_its_own_socket(tmp_path):
+    """With one shared socket, one worker could take every keep-alive connection of a burst while
+    the other idled; SO_REUSEPORT gives each worker its own socket, which the kernel balances."""
+    port = free_port()
+    environ = {**os.environ, "GUNICORN_WORKERS": "2", "GUNICORN_THREADS": "2", "GUNICORN_ACCESSLOG": "off",
+               "GUNICORN_BIND": f"127.0.0.1:{port}", "INSTANCE_PATH": str(tmp_path),
+               "DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}", "REDIS_URL": "", "GUICHET_ENV": "development"}
+    for name in ("TEST_DATABASE_URL", "TEST_REDIS_URL", "GUNICORN_REUSE_PORT"):
+        environ.pop(name, None)
+    master = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "run:app"],
+                              cwd=ROOT, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            workers = [int(pid) for pid in Path(f"/proc/{master.pid}/task/{master.pid}/children").read_text().split()]
+            if len(workers) == 2 and len(_listening_inodes(port)) == 2:
+                break
+            assert master.poll() is None and time.monotonic() < deadline, "gunicorn did not start two listeners"
+            time.sleep(0.2)
+        listening = _listening_inodes(port)
+        owned = [_socket_inodes_of(pid) & listening for pid in workers]
+        assert all(len(inodes) == 1 for inodes in owned) and owned[0] != owned[1]
+        assert not _socket_inodes_of(master.pid) & listening  # the master holds none
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+            client.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            assert client.recv(64).startswith(b"HTTP/1.1 200")
+    finally:
+        master.send_signal(signal.SIGTERM)
+        try:
+            master.wait(30)
+        except subprocess.TimeoutExpired:
+            master.kill()
+            master.wait(5)
+
+
+_FROZEN = """
+import gc, runpy
+import run  # the app, loaded as a worker loads it
+namespace = runpy.run_path("gunicorn.conf.py")
+before = gc.get_freeze_count()
+namespace["post_worker_init"](None)
+print(before, gc.get_freeze_count() > 10_000)
+"""
+
+
+def test_gunicorn_workers_freeze_what_the_app_loaded(tmp_path):
+    """A worker's full garbage collections skip the objects made while loading the app."""
+    environ = {**os.environ, "INSTANCE_PATH": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}",
+               "REDIS_URL": "", "GUICHET_ENV": "development"}
+    done = subprocess.run([sys.executable, "-c", _FROZEN], cwd=ROOT, env=environ, capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "0 True"
 
 
 # --------------------------------------------------------------------------- ProxyFix
