@@ -35,6 +35,11 @@ def env_int(name: str, default: int) -> int:
     return int(value) if value not in (None, "") else default
 
 
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value not in (None, "") else default
+
+
 def database_url(url: str | None, default: str) -> str:
     """Accept the `postgres://` URLs hosting providers hand out, and use psycopg 3."""
     if not url:
@@ -128,6 +133,9 @@ class Config:
     # and payment attempts per customer (slows card testing).
     MAX_CART_LINES = env_int("MAX_CART_LINES", 20)
     CATALOGUE_CACHE_SECONDS = env_int("CATALOGUE_CACHE_SECONDS", 60)
+    # How long a process reuses the catalogue version it read from the shared cache: its own
+    # changes show at once, another instance's within this delay (0 = ask on every page).
+    CATALOGUE_VERSION_RECHECK_SECONDS = env_float("CATALOGUE_VERSION_RECHECK_SECONDS", 0.5)
     PAYMENT_RATE_LIMIT = env("PAYMENT_RATE_LIMIT", "20/minute")
     PAYMENT_PROVIDER = env("PAYMENT_PROVIDER", "mock")  # the app-wide provider (app/payments_provider.py)
     # Admin dashboard statistics: a safety net only, every sale, cancellation and check-in invalidates them.

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from itertools import chain
 
 import sqlalchemy as sa
-from flask import current_app, g, has_request_context
+from flask import current_app, g, has_request_context, request
 from flask_sqlalchemy.session import Session as FlaskSQLAlchemySession
 from markupsafe import Markup
 
@@ -24,6 +24,7 @@ from app.models import Event, Offer
 from app.services.catalogue import CATALOGUE_CHANGED
 
 VERSION_KEY = "catalogue:version"
+_VERSION_COPY = "guichet.catalogue_version"  # this process's copy: (version, until), per app
 CSRF_PLACEHOLDER = "__CSRF_TOKEN__"
 
 
@@ -35,16 +36,36 @@ _LOCAL_LOCK = threading.Lock()
 
 
 def current_version() -> str:
-    """The catalogue version, read once per request (a request sees one catalogue)."""
+    """The catalogue version, read once per request (a request sees one catalogue).
+
+    Each process also keeps the last version it read for CATALOGUE_VERSION_RECHECK_SECONDS, so
+    a busy catalogue is not one shared-cache round trip per page: this process's own changes
+    show at once (`bump_version` updates the copy), another instance's within that delay."""
     if has_request_context() and "catalogue_version" in g:
         return g.catalogue_version
-    version = cache.get(VERSION_KEY)
+    version = _recent_version()
     if version is None:
-        cache.add(VERSION_KEY, secrets.token_hex(8), timeout=0)
-        version = cache.get(VERSION_KEY) or "uncached"
+        version = cache.get(VERSION_KEY)
+        if version is None:
+            cache.add(VERSION_KEY, secrets.token_hex(8), timeout=0)
+            version = cache.get(VERSION_KEY) or "uncached"
+        _remember_version(version)
     if has_request_context():
         g.catalogue_version = version
     return version
+
+
+def _recent_version() -> str | None:
+    copy = current_app.extensions.get(_VERSION_COPY)
+    if copy is None or copy[1] < time.monotonic():
+        return None
+    return copy[0]
+
+
+def _remember_version(version: str) -> None:
+    seconds = float(current_app.config["CATALOGUE_VERSION_RECHECK_SECONDS"])
+    if seconds > 0:
+        current_app.extensions[_VERSION_COPY] = (version, time.monotonic() + seconds)
 
 
 def _local_get(key: str):
@@ -74,11 +95,20 @@ def _shared_get(key: str):
 def bump_version() -> None:
     """Invalidate every catalogue fragment (call after the commit that changed the catalogue)."""
     try:
-        cache.set(VERSION_KEY, secrets.token_hex(8), timeout=0)
+        version = secrets.token_hex(8)
+        cache.set(VERSION_KEY, version, timeout=0)
+        _remember_version(version)
         if has_request_context():
             g.pop("catalogue_version", None)  # the rest of this request sees the new catalogue
     except Exception:
         current_app.logger.exception("could not bump the catalogue cache version")
+
+
+def is_first_visit() -> bool:
+    """A request without any cookie (a first visit, a crawler, a link opened from an email):
+    no name, no cart, no messages, no session yet, so the whole page is the same for every such
+    visitor and can be cached like a fragment. Everyone else gets the layout rendered for them."""
+    return not request.cookies
 
 
 def cached_fragment(name: str, build: Callable[[], str]) -> Markup:

@@ -11,7 +11,7 @@ from markupsafe import Markup
 from app.access import ANYONE, allow
 from app.extensions import db
 from app.offers import bp
-from app.offers.cache import CSRF_PLACEHOLDER, cached_fragment, cached_value
+from app.offers.cache import CSRF_PLACEHOLDER, cached_fragment, cached_value, is_first_visit
 from app.services import catalogue
 from app.services.cart import MAX_QUANTITY
 from app.services.errors import NotFound
@@ -37,7 +37,13 @@ def list_events():
                                availability=catalogue.availability, lowest_price=catalogue.lowest_price_cents)
 
     name = f"list:{filters.sport or ''}|{filters.venue or ''}|{filters.day or ''}"
-    return render_template("offers/list.html", body=cached_fragment(name, build), filters=filters)
+
+    def page() -> str:
+        return render_template("offers/list.html", body=cached_fragment(name, build), filters=filters)
+
+    if is_first_visit():
+        return cached_fragment(f"page:{name}", page)
+    return page()
 
 
 @bp.get("/<slug>")
@@ -58,6 +64,10 @@ def show_event(slug: str):
         page = cached_value(f"event:{slug}", build)
     except NotFound:
         abort(404)
+
+    def whole_page() -> str:
+        return render_template("offers/show.html", body=Markup(page["html"]), title=page["title"])
+
     # The fragment is shared by every visitor: each gets their own CSRF token in its forms.
-    body = Markup(page["html"]).replace(CSRF_PLACEHOLDER, generate_csrf())
-    return render_template("offers/show.html", body=body, title=page["title"])
+    html = cached_fragment(f"page:event:{slug}", whole_page) if is_first_visit() else Markup(whole_page())
+    return html.replace(CSRF_PLACEHOLDER, generate_csrf())

@@ -7,9 +7,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
-from flask import g
+from flask import g, template_rendered
 
-from app.extensions import db
+from app.extensions import cache, db
+from app.offers import cache as catalogue_cache
 from app.models import Event
 from tests.shop import buy, customer, login, make_event, offer_of, pay
 
@@ -201,3 +202,88 @@ def test_each_visitor_gets_their_own_csrf_token_in_the_cached_page(app, client):
     assert ok.status_code == 303
     refused = other.post("/cart/add", data={"offer_id": solo.id, "quantity": 1, "csrf_token": first})
     assert refused.status_code == 400
+
+
+# --------------------------------------------------------------------------- first visits
+@pytest.fixture
+def rendered(app):
+    """Names of the templates rendered, in order."""
+    names: list[str] = []
+
+    def record(sender, template, context, **extra):
+        names.append(template.name)
+
+    template_rendered.connect(record, app)
+    yield names
+    template_rendered.disconnect(record, app)
+
+
+def test_first_visits_get_the_whole_page_from_the_cache(app, rendered):
+    event = make_event(title="Judo — Finals")
+    visitor = app.test_client(use_cookies=False)  # never sends a cookie back: every request a first visit
+    first_list = text(visitor.get("/events/"))
+    assert "offers/list.html" in rendered and "Judo — Finals" in first_list
+    rendered.clear()
+    assert text(visitor.get("/events/")) == first_list
+    assert rendered == []  # not even the layout
+    text(visitor.get(f"/events/{event.slug}"))
+    rendered.clear()
+    g.pop("csrf_token", None)  # the test keeps one app context (and `g`) across requests; a server does not
+    page = visitor.get(f"/events/{event.slug}")
+    assert rendered == [] and "Judo — Finals" in text(page)
+    assert "guichet_session=" in page.headers["Set-Cookie"]  # the add-to-cart forms' token has its session
+
+
+def test_signed_in_customers_get_their_own_layout(app, client, auth, rendered):
+    event = make_event()
+    app.test_client(use_cookies=False).get("/events/")  # the first-visit page is cached
+    login(auth, client, customer())
+    rendered.clear()
+    body = text(client.get("/events/"))
+    assert rendered == ["offers/list.html"] and "My orders" in body and "Log out" in body
+    g.pop("csrf_token", None)
+    assert "Log out" not in text(app.test_client(use_cookies=False).get(f"/events/{event.slug}"))
+
+
+@pytest.mark.app_config(WTF_CSRF_ENABLED=True)
+def test_a_cart_never_shows_on_the_cached_first_visit_pages(app, client):
+    event = make_event()
+    visitor = app.test_client(use_cookies=False)
+    assert "Cart (" not in text(visitor.get(f"/events/{event.slug}"))
+    g.pop("csrf_token", None)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', text(client.get(f"/events/{event.slug}"))).group(1)
+    client.post("/cart/add", data={"offer_id": offer_of(event, "solo").id, "quantity": 2, "csrf_token": token})
+    assert "Cart (2)" in text(client.get(f"/events/{event.slug}"))
+    assert "Cart (2)" in text(client.get("/events/"))
+    for path in ("/events/", f"/events/{event.slug}"):
+        g.pop("csrf_token", None)
+        assert "Cart (" not in text(visitor.get(path))
+
+
+def _change_seats_from_another_instance(event, seats_taken: int) -> None:
+    """What another app instance does when it sells: the row and the shared version, not this process."""
+    with db.engine.begin() as conn:
+        conn.execute(sa.update(Event).where(Event.id == event.id).values(seats_taken=seats_taken))
+    cache.set(catalogue_cache.VERSION_KEY, f"another-instance-{seats_taken}", timeout=0)
+    g.pop("catalogue_version", None)  # a server starts each request with a fresh `g` and session
+    db.session.expire_all()
+
+
+@pytest.mark.app_config(CATALOGUE_VERSION_RECHECK_SECONDS=30)
+def test_another_instances_changes_show_after_the_recheck_delay(client, monkeypatch):
+    event = make_event(capacity=50)
+    assert "50 seats left" in text(client.get(f"/events/{event.slug}"))
+    _change_seats_from_another_instance(event, 5)
+    assert "50 seats left" in text(client.get(f"/events/{event.slug}"))  # this process's copy of the version
+    later = catalogue_cache.time.monotonic() + 31
+    monkeypatch.setattr(catalogue_cache.time, "monotonic", lambda: later)
+    g.pop("catalogue_version", None)
+    assert "45 seats left" in text(client.get(f"/events/{event.slug}"))
+
+
+@pytest.mark.app_config(CATALOGUE_VERSION_RECHECK_SECONDS=0)
+def test_without_a_recheck_delay_every_page_asks_for_the_version(client):
+    event = make_event(capacity=50)
+    assert "50 seats left" in text(client.get(f"/events/{event.slug}"))
+    _change_seats_from_another_instance(event, 5)
+    assert "45 seats left" in text(client.get(f"/events/{event.slug}"))
