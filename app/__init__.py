@@ -99,10 +99,13 @@ def register_extensions(app: Flask) -> None:
 
     from app import models  # noqa: F401  (register every table)
     from app.backends import tune_sqlite
+    from app.db_pool import install_idle_ping
 
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             tune_sqlite(db.engine)
+        else:
+            install_idle_ping(db.engine, app.config["DATABASE_PING_IDLE_SECONDS"])
     from app.auth.loader import register_user_loader
 
     register_user_loader(app)
