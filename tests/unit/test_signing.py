@@ -273,3 +273,37 @@ def test_published_test_vector():
         "AEAAAAAAAAAAAKSRRHDX2KP6LVKGUBC6YRUYNBJHLQUXBFKTAV45RCEAQRG7O5KWWVVZBTV3OF4BQRG6"
         "CTUF5MASDZIB7JV33ICOPYYWP2CWLF536DSO7YDHOCX42N4QT6PU3QKHEGG2ECI"
     )
+
+
+def test_decoding_agrees_with_the_standard_base32_decoder():
+    """parse_payload reads the 143 characters as one integer; it must give exactly the bytes that
+    base64.b32decode gives, for any content."""
+    rng = random.Random(20261122)
+    for _ in range(500):
+        raw = bytes([1]) + rng.randbytes(88)
+        text = base64.b32encode(raw).decode().rstrip("=")
+        parsed = parse_payload(text.lower() if rng.random() < 0.5 else text)
+        assert (parsed.version, parsed.ticket_id, parsed.digest_prefix) == struct.unpack(">BQ16s", raw[:25])
+        assert parsed.signature == raw[25:] and parsed.signed_bytes == b"GCH1" + raw[:25]
+
+
+def test_libsodium_and_openssl_agree_on_every_signature(key, digest):
+    """verify_signature uses libsodium; OpenSSL (cryptography) must reach the same verdict on
+    genuine, tampered and foreign signatures."""
+    rng = random.Random(7)
+    public, other = key.public_key(), Ed25519PrivateKey.generate()
+    for ticket_id in rng.sample(range(1, 2**40), 50):
+        for signer in (key, other):
+            parsed = parse_payload(sign_payload(signer, ticket_id, digest))
+            tampered = bytearray(parsed.signature)
+            tampered[rng.randrange(64)] ^= 1 << rng.randrange(8)
+            for signature in (parsed.signature, bytes(tampered)):
+                candidate = type(parsed)(parsed.version, parsed.ticket_id, parsed.digest_prefix, signature,
+                                         parsed.signed_bytes)
+                try:
+                    public.verify(signature, parsed.signed_bytes)
+                    openssl = True
+                except Exception:  # noqa: BLE001 - cryptography's InvalidSignature
+                    openssl = False
+                assert verify_signature(public, candidate) is openssl
+                assert openssl is (signer is key and signature == parsed.signature)
