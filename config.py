@@ -112,8 +112,8 @@ class Config:
 
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
     BCRYPT_LOG_ROUNDS = env_int("BCRYPT_LOG_ROUNDS", 12)
-    # bcrypt runs on a background thread at this nice value (0 = in the request thread, at full
-    # priority): a burst of sign-ins then cannot starve the pages other visitors load.
+    # bcrypt runs on a background thread this many nice steps below the web threads (0 = in the
+    # request thread, at full priority): a burst of sign-ins cannot starve the pages others load.
     PASSWORD_HASHING_NICE = env_int("PASSWORD_HASHING_NICE", 10)
 
     MAIL_SERVER = env("MAIL_SERVER")

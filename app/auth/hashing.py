@@ -20,7 +20,8 @@ from app.services.passwords import BCRYPT_MAX_BYTES
 
 
 class LowPriorityThread:
-    """A single-thread executor whose thread runs at `nice` (Linux: priority is per thread)."""
+    """A single-thread executor whose thread runs `nice` steps below the threads that use it
+    (Linux: priority is per thread; relative, so a server started under `nice` keeps the order)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -35,7 +36,8 @@ class LowPriorityThread:
 
     def _lower_priority(self) -> None:
         try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self._nice)
+            thread = threading.get_native_id()  # starts with the priority of the thread that made it
+            os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + self._nice))
         except (AttributeError, OSError):  # not Linux, or not allowed: run at normal priority
             pass
 
