@@ -19,8 +19,10 @@ and the person at the gate may well be the owner holding an old printout.
 
 Checking in is one conditional UPDATE (`... WHERE checked_in_at IS NULL AND voided_at IS NULL
 RETURNING ...`): of any number of simultaneous scans of one ticket, exactly one changes a row and
-is VALID. It runs before the digest check (one statement instead of a read and a write); a replaced
-code (KEY_MISMATCH) rolls it back. The other verdicts read the ticket after the UPDATE missed.
+is VALID. On PostgreSQL the digest check is in that WHERE too, so the UPDATE (with the audit event
+and the scan record) is the whole valid scan, one statement run in autocommit: one round trip, no
+BEGIN or COMMIT. Elsewhere the digest is checked in Python after the UPDATE, and a replaced code
+(KEY_MISMATCH) rolls it back. The other verdicts read the ticket after the UPDATE missed.
 """
 from __future__ import annotations
 
@@ -30,12 +32,13 @@ from itertools import chain
 
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, scoped_session
 
 from app.models import AuditEvent, CheckIn, Event, Offer, Ticket, User
 from app.models.base import utcnow
 from app.services.signing import (
     AUTHENTIC,
+    DIGEST_PREFIX_BYTES,
     FORGED,
     MALFORMED,
     ParsedPayload,
@@ -145,20 +148,21 @@ def check_in(session: Session, public_key: Ed25519PublicKey, text: str, *, staff
     """Verify a scanned payload and, when it is admissible, check the ticket in. Commits.
 
     Every scan is recorded in `check_ins` with its verdict; a successful one is also audited.
-    A valid scan is one commit after the conditional UPDATE … RETURNING (which also reads the
-    owner's key, offer and event) and the audit and scan-record INSERTs: one statement on
-    PostgreSQL, three elsewhere.
+    A valid scan is the conditional UPDATE … RETURNING (which also reads the offer and event) and
+    the audit and scan-record INSERTs: on PostgreSQL one autocommitted statement that also checks
+    the digest, elsewhere three statements and a commit.
     """
     verdict, parsed = authenticate(public_key, text)
     if parsed is None:
         return _record(session, ScanResult(verdict, now), staff_id=staff_id, event_id=None)
-    taken, recorded = _take_ticket(session, parsed.ticket_id, staff_id=staff_id, now=now, ip_address=ip_address)
+    taken, recorded = _take_ticket(session, parsed.ticket_id, digest_prefix=parsed.digest_prefix,
+                                   staff_id=staff_id, now=now, ip_address=ip_address)
     if taken is not None:
+        result = _result(VALID, now, taken, checked_in_at=now, checked_in_by=None)
+        if recorded:  # PostgreSQL: digest, check-in, audit and scan record were one statement
+            session.commit()  # no round trip in autocommit; the session's listeners see the scan
+            return result
         if digest_matches(parsed, double_key_digest(taken.user_key, taken.purchase_key)):
-            result = _result(VALID, now, taken, checked_in_at=now, checked_in_by=None)
-            if recorded:
-                session.commit()
-                return result
             session.execute(_INSERT_AUDIT, _audit_values(taken, staff_id=staff_id, ip_address=ip_address))
             return _record(session, result, staff_id=staff_id, event_id=taken.event_id)
         session.rollback()  # a replaced code (rotated user key): the ticket stays unused, nothing recorded
@@ -201,36 +205,54 @@ def _of_ticket(column, foreign_key: str, label: str):
 
 
 # The atomic check-in: of simultaneous scans, exactly one changes the row and gets it back.
-_TAKE_TICKET = (
-    sa.update(_tickets)
-    .where(_tickets.c.id == sa.bindparam("ticket_id"), _tickets.c.checked_in_at.is_(None),
-           _tickets.c.voided_at.is_(None))
-    .values(checked_in_at=sa.bindparam("now", type_=_tickets.c.checked_in_at.type),
-            checked_in_by_id=sa.bindparam("staff_id", type_=sa.Integer))
-    .returning(
-        _tickets.c.id, _tickets.c.number, _tickets.c.user_id, _tickets.c.event_id, _tickets.c.persons,
-        _tickets.c.holder_name, _tickets.c.purchase_key,
-        _of_ticket(_users.c.user_key, "user_id", "user_key"),
-        _of_ticket(_offers.c.name, "offer_id", "offer_name"),
-        _of_ticket(_events.c.title, "event_id", "event_title"),
-        _of_ticket(_events.c.starts_at, "event_id", "event_starts_at"),
+def _conditional_take(*conditions):
+    return (
+        sa.update(_tickets)
+        .where(_tickets.c.id == sa.bindparam("ticket_id"), _tickets.c.checked_in_at.is_(None),
+               _tickets.c.voided_at.is_(None), *conditions)
+        .values(checked_in_at=sa.bindparam("now", type_=_tickets.c.checked_in_at.type),
+                checked_in_by_id=sa.bindparam("staff_id", type_=sa.Integer))
     )
+
+
+_TICKET_DETAILS = (
+    _tickets.c.id, _tickets.c.number, _tickets.c.user_id, _tickets.c.event_id, _tickets.c.persons,
+    _tickets.c.holder_name,
+    _of_ticket(_offers.c.name, "offer_id", "offer_name"),
+    _of_ticket(_events.c.title, "event_id", "event_title"),
+    _of_ticket(_events.c.starts_at, "event_id", "event_starts_at"),
 )
+# SQLite: the keys come back for the digest check in Python (a mismatch rolls the UPDATE back).
+_TAKE_TICKET = _conditional_take().returning(
+    *_TICKET_DETAILS, _tickets.c.purchase_key, _of_ticket(_users.c.user_key, "user_id", "user_key"))
+# PostgreSQL: SHA-256(owner's current user key ‖ purchase key) must start with the scanned prefix,
+# so a replaced code changes no row. Not a constant-time comparison, but the prefix is covered by
+# the signature checked before: a scanner cannot vary it to time the comparison.
+_OWNER_DIGEST_PREFIX = (
+    sa.select(sa.func.substring(sa.func.sha256(_users.c.user_key.concat(_tickets.c.purchase_key)),
+                                sa.literal_column("1"), sa.literal_column(str(DIGEST_PREFIX_BYTES))))
+    .where(_users.c.id == _tickets.c.user_id)
+    .scalar_subquery()
+)
+_TAKE_CURRENT_CODE = _conditional_take(
+    _OWNER_DIGEST_PREFIX == sa.bindparam("digest_prefix", type_=sa.LargeBinary)).returning(*_TICKET_DETAILS)
 _audit_events, _check_ins = AuditEvent.__table__, CheckIn.__table__
 _INSERT_AUDIT = sa.insert(_audit_events)
 _INSERT_SCAN = sa.insert(_check_ins)
 _MAX_ID = 2**63 - 1  # a signed id we never issued; beyond BIGINT on PostgreSQL
+_AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}  # reset when the connection goes back to the pool
 
 
 def _take_and_record_statement():
-    """PostgreSQL: the conditional UPDATE as a data-modifying WITH, feeding the audit event and
-    the VALID scan record, in one statement (and one round trip) instead of three. It returns
-    the UPDATE's row (nothing when it changed no row, and then nothing was inserted either).
+    """PostgreSQL: the conditional UPDATE (digest included) as a data-modifying WITH, feeding the
+    audit event and the VALID scan record, in one statement (and one round trip) instead of three.
+    It returns the UPDATE's row (nothing when it changed no row, and then nothing was inserted
+    either).
 
     The statistics listener (app/services/stats.py) sees an INSERT into `check_ins`, one of the
     tables it watches, not the UPDATE inside; tests check that a valid scan still makes the
     cached statistics stale."""
-    taken = _TAKE_TICKET.cte("taken")
+    taken = _TAKE_CURRENT_CODE.cte("taken")
     details = sa.func.json_build_object(*chain.from_iterable(
         (sa.literal_column(f"'{name}'"), column) for name, column in
         (("ticket_id", taken.c.id), ("ticket_number", taken.c.number), ("event_id", taken.c.event_id),
@@ -254,17 +276,32 @@ def _take_and_record_statement():
 _TAKE_AND_RECORD = _take_and_record_statement()
 
 
-def _take_ticket(session: Session, ticket_id: int, *, staff_id: int | None, now: datetime,
-                 ip_address: str | None) -> tuple[sa.Row | None, bool]:
-    """Check the ticket in if it is neither used nor void (not committed yet): (its row, whether the
-    VALID scan record and audit event were written too), or (None, False)."""
+def _take_ticket(session: Session, ticket_id: int, *, digest_prefix: bytes, staff_id: int | None,
+                 now: datetime, ip_address: str | None) -> tuple[sa.Row | None, bool]:
+    """Check the ticket in if it is neither used nor void: (its row, whether the audit event and
+    the VALID scan record were written too), or (None, False). On SQLite the digest is not checked
+    yet and nothing is committed.
+
+    PostgreSQL: when the session holds no transaction yet (a scanner-token call), its connection is
+    put in autocommit, so the one statement is one round trip, without BEGIN or COMMIT. It still
+    goes through the session (its listeners see it, its commit() runs them); the refusals that
+    follow a miss are then single statements too. A session already in a transaction keeps it."""
     if ticket_id > _MAX_ID:
         return None, False
     params = {"ticket_id": ticket_id, "now": now, "staff_id": staff_id}
-    if session.connection().dialect.name != "postgresql":
+    if session.get_bind().dialect.name != "postgresql":
         return session.execute(_TAKE_TICKET, params).one_or_none(), False
-    params |= {"ip_address": ip_address, "created_at": utcnow()}  # created_at: the audit default's clock
-    return session.execute(_TAKE_AND_RECORD, params).one_or_none(), True
+    if not _in_transaction(session):
+        session.connection(execution_options=_AUTOCOMMIT)
+    params |= {"digest_prefix": digest_prefix, "ip_address": ip_address,
+               "created_at": utcnow()}  # created_at: the audit default's clock
+    taken = session.execute(_TAKE_AND_RECORD, params).one_or_none()
+    return taken, taken is not None
+
+
+def _in_transaction(session: Session | scoped_session) -> bool:
+    # scoped_session (Flask-SQLAlchemy's db.session) does not proxy in_transaction()
+    return (session() if isinstance(session, scoped_session) else session).in_transaction()
 
 
 def _audit_values(row, *, staff_id: int | None, ip_address: str | None) -> dict:

@@ -241,7 +241,8 @@ def test_losing_the_race_to_another_gate_gives_already_used(duo_ticket, staff, m
 
 
 def test_a_replaced_code_undoes_its_check_in(duo_ticket, staff):
-    """KEY_MISMATCH is found after the conditional UPDATE took the ticket: it must be rolled back."""
+    """A replaced code must leave the ticket unused: on PostgreSQL the UPDATE's WHERE checks the
+    digest (its scan is autocommitted), elsewhere the UPDATE that took the ticket is rolled back."""
     old_payload = payload_of(duo_ticket)
     duo_ticket.user.user_key = make_user_key()
     db.session.commit()
@@ -269,7 +270,8 @@ def test_the_check_in_audit_event(duo_ticket, staff):
 
 def test_a_valid_scan_is_one_commit_after_one_statement_on_postgresql_three_elsewhere(duo_ticket, staff):
     """The conditional UPDATE … RETURNING reads what the answer needs: no SELECT before it. On
-    PostgreSQL it also writes the audit event and the scan record (a data-modifying WITH)."""
+    PostgreSQL it also writes the audit event and the scan record (a data-modifying WITH), and the
+    session's commit sends nothing in autocommit (tests/functional/test_checkin_roundtrips.py)."""
     payload, staff_id = payload_of(duo_ticket), staff.id
     statements, commits = [], []
 

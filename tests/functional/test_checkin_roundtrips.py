@@ -1,0 +1,182 @@
+"""PostgreSQL: a valid scan is one round trip, seen on the wire (libpq's protocol trace).
+
+psycopg sends BEGIN and COMMIT as round trips of their own, which SQLAlchemy's statement events
+do not show (and its "begin"/"commit" events fire even in autocommit, where they send nothing).
+So these tests count the server's ReadyForQuery messages: one per round trip.
+"""
+from __future__ import annotations
+
+import contextlib
+import re
+import tempfile
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+
+from app.extensions import cache, db
+from app.models import AuditEvent, CheckIn, Ticket
+from app.services.checkin import KEY_MISMATCH, VALID, check_in
+from app.services.scanner_tokens import create_scanner_token
+from app.services.stats import stats_version
+from app.services.tickets import rotate_user_key
+from app.tickets.documents import ticket_payload
+from app.tickets.keys import public_key
+from tests.conftest import TEST_DATABASE_URL
+from tests.factories import OfferFactory, UserFactory, make_paid_order
+
+pytestmark = [
+    pytest.mark.skipif(not TEST_DATABASE_URL, reason="set TEST_DATABASE_URL: the one-round-trip scan is PostgreSQL's"),
+    pytest.mark.app_config(REQUIRE_2FA_FOR_STAFF=False),
+]
+API = "/tickets/api/check-in"
+_MESSAGE = re.compile(r"([FB])\t\d+\t(\w+)(.*)")  # libpq trace: direction, length, type, details
+
+
+class WireTrace:
+    """The protocol messages of the connections the engine hands out while recording."""
+
+    def __init__(self, engine: sa.Engine):
+        self.engine, self.connections, self._file, self._text = engine, {}, None, ""
+
+    def follow(self, connection: sa.Connection) -> None:
+        """Trace this connection too (one the session already holds); new ones are traced from
+        engine_connect: after the pool's checkout (and any ping), before their first statement."""
+        dbapi_connection = connection.connection.dbapi_connection
+        if id(dbapi_connection) not in self.connections:
+            from psycopg import pq
+
+            dbapi_connection.pgconn.trace(self._file.fileno())
+            dbapi_connection.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+            self.connections[id(dbapi_connection)] = dbapi_connection
+
+    @contextlib.contextmanager
+    def recording(self):
+        with tempfile.TemporaryFile() as self._file:
+            sa.event.listen(self.engine, "engine_connect", self.follow)
+            try:
+                yield self
+            finally:
+                sa.event.remove(self.engine, "engine_connect", self.follow)
+                for dbapi_connection in self.connections.values():
+                    dbapi_connection.pgconn.untrace()
+                self._file.seek(0)
+                self._text = self._file.read().decode("utf-8", "replace")
+
+    def messages(self) -> list[tuple[str, str, str]]:
+        """After recording: (F or B, message type, details), e.g. ("F", "Query", ' "BEGIN"'). A statement's text may
+        span lines: a line that does not start a message continues the previous one."""
+        messages = []
+        for line in self._text.splitlines():
+            start = _MESSAGE.match(line)
+            if start:
+                messages.append(start.groups())
+            elif messages:
+                side, kind, details = messages[-1]
+                messages[-1] = (side, kind, f"{details}\n{line}")
+        return messages
+
+    def round_trips(self) -> int:
+        return sum(1 for side, kind, _ in self.messages() if side == "B" and kind == "ReadyForQuery")
+
+    def sql(self) -> list[str]:
+        """The first word of each statement sent (simple Query, or Parse of a parameterised one)."""
+        words = []
+        for side, kind, details in self.messages():
+            if side == "F" and kind in ("Query", "Parse"):
+                text = details.split('"')[3 if kind == "Parse" else 1]  # Parse: "name" "text" …
+                words.append(text.split()[0].upper())
+        return words
+
+
+@pytest.fixture
+def customer(app):
+    return UserFactory(first_name="Marie", last_name="Curie")
+
+
+@pytest.fixture
+def staff(app):
+    return UserFactory(role="staff", first_name="Sam", last_name="Steward")
+
+
+def tickets_of(customer, count: int = 1) -> list[Ticket]:
+    order = make_paid_order(customer, (OfferFactory(), count))
+    return list(db.session.scalars(sa.select(Ticket).where(Ticket.order_id == order.id).order_by(Ticket.id)))
+
+
+def scan(payload: str, staff_id: int):
+    return check_in(db.session, public_key(), payload, staff_id=staff_id, now=datetime.now(UTC))
+
+
+def test_a_valid_scan_is_one_round_trip_without_begin_or_commit(app, customer, staff):
+    ticket, = tickets_of(customer)
+    payload, staff_id, ticket_id = ticket_payload(ticket), staff.id, ticket.id
+    db.session.commit()  # like a scanner-token call: no transaction open before the scan
+    with WireTrace(db.engine).recording() as wire:
+        result = scan(payload, staff_id)
+    assert result.verdict == VALID
+    assert wire.sql() == ["WITH"], wire.messages()
+    assert wire.round_trips() == 1, wire.messages()
+    assert db.session.get(Ticket, ticket_id).checked_in_by_id == staff_id
+    assert db.session.scalars(sa.select(CheckIn.verdict)).all() == [VALID]
+    audit = db.session.scalars(sa.select(AuditEvent)).one()
+    assert (audit.type, audit.actor_id, audit.details["ticket_id"]) == ("check_in", staff_id, ticket_id)
+
+
+def test_a_cached_token_scan_is_one_round_trip_and_makes_the_statistics_stale(app, customer, staff):
+    """The API path the gates use; the statistics listener must still see the autocommitted scan."""
+    first, second = (ticket_payload(t) for t in tickets_of(customer, 2))
+    _, token = create_scanner_token(db.session, staff, name="Gate", now=datetime.now(UTC), valid_days=1, max_tokens=1)
+    db.session.commit()
+    device, headers = app.test_client(), {"Authorization": f"Bearer {token}"}
+    assert device.post(API, json={"payload": first}, headers=headers).json["verdict"] == VALID  # caches the token
+    before = stats_version(cache)
+    with WireTrace(db.engine).recording() as wire:
+        assert device.post(API, json={"payload": second}, headers=headers).json["verdict"] == VALID
+    assert wire.sql() == ["WITH"] and wire.round_trips() == 1, wire.messages()
+    assert stats_version(cache) != before
+
+
+def test_a_replaced_code_never_takes_the_ticket(app, customer, staff):
+    """The digest is checked in the UPDATE's WHERE: nothing to roll back, the ticket stays unused
+    and only the refusal is recorded; the reissued code then checks it in."""
+    ticket, = tickets_of(customer)
+    old_payload, ticket_id, staff_id = ticket_payload(ticket), ticket.id, staff.id
+    rotate_user_key(db.session, customer, actor_id=None, now=datetime.now(UTC))
+    db.session.commit()
+    with WireTrace(db.engine).recording() as wire:
+        result = scan(old_payload, staff_id)
+    assert result.verdict == KEY_MISMATCH and result.ticket_id == ticket_id
+    assert not {"BEGIN", "ROLLBACK", "COMMIT"} & set(wire.sql()), wire.messages()
+    db.session.expire_all()
+    ticket = db.session.get(Ticket, ticket_id)
+    assert ticket.checked_in_at is None and ticket.checked_in_by_id is None
+    assert db.session.scalars(sa.select(CheckIn.verdict)).all() == [KEY_MISMATCH]
+    assert db.session.scalar(sa.select(sa.func.count(AuditEvent.id)).where(AuditEvent.type == "check_in")) == 0
+
+    assert scan(ticket_payload(ticket), staff_id).verdict == VALID
+    assert db.session.scalars(sa.select(CheckIn.verdict).order_by(CheckIn.id)).all() == [KEY_MISMATCH, VALID]
+
+
+def test_the_connection_leaves_autocommit_when_it_goes_back_to_the_pool(app, customer, staff):
+    """The next user of the pooled connection gets transactions again: a rollback undoes."""
+    ticket, other = tickets_of(customer, 2)
+    payload, staff_id, other_id = ticket_payload(ticket), staff.id, other.id
+    db.session.commit()
+    with WireTrace(db.engine).recording() as wire:
+        assert scan(payload, staff_id).verdict == VALID
+    assert wire.connections and all(not c.autocommit for c in wire.connections.values())
+    db.session.execute(sa.update(Ticket).where(Ticket.id == other_id).values(holder_name="Changed"))
+    db.session.rollback()
+    assert db.session.get(Ticket, other_id).holder_name != "Changed"
+
+
+def test_a_session_already_in_a_transaction_keeps_it(app, customer, staff):
+    """E.g. a request that read something first: the scan joins its transaction and commits it."""
+    ticket, = tickets_of(customer)  # leaves the session's transaction open
+    payload, staff_id, ticket_id = ticket_payload(ticket), staff.id, ticket.id
+    with WireTrace(db.engine).recording() as wire:
+        wire.follow(db.session.connection())
+        assert scan(payload, staff_id).verdict == VALID
+    assert wire.sql() == ["WITH", "COMMIT"], wire.messages()
+    assert db.session.get(Ticket, ticket_id).checked_in_at is not None
