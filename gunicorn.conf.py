@@ -32,6 +32,7 @@ import re
 
 from gunicorn.glogging import Logger
 
+
 def _env(name: str, default: str) -> str:
     value = os.environ.get(name, "").strip()
     return value or default

@@ -48,10 +48,10 @@ DETAILS = [
     ("rush_app_cpu_ms_per_order", "rush: gunicorn CPU per paid order", "ms", "rush"),
     ("rush_email_drain_s", "rush: confirmation emails sent by `flask emails work` (nice +10) / queue empty after", "",
      "rush"),
-    ("floor_signed_in_page_cpu_ms", "floor: CPU per request of a signed-in page (/orders/, no order), /auth/login, "
-     "/healthz", "ms", "floor"),
-    ("rush_ceiling_orders_per_minute", "floor: most orders/min 2 cores allow (8 × floor + load generator + "
-     "PostgreSQL per order)", "", "floor"),
+    ("floor_signed_in_page_cpu_ms", ("floor: CPU per request of a signed-in page (/orders/, no order), /auth/login, "
+     "/healthz"), "ms", "floor"),
+    ("rush_ceiling_orders_per_minute", ("floor: most orders/min 2 cores allow (8 × floor + load generator + "
+     "PostgreSQL per order)"), "", "floor"),
     ("nginx_orders_per_minute", "nginx + 2 instances: orders per minute", "", "nginx_rush"),
     ("nginx_oversell", "nginx + 2 instances: oversell / 5xx", "", "nginx_rush"),
     ("nginx_rush_purchase_p50_ms", "nginx + 2 instances: whole purchase p50 during the rush", "ms", "nginx_rush"),

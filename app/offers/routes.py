@@ -11,7 +11,12 @@ from markupsafe import Markup
 from app.access import ANYONE, allow
 from app.extensions import db
 from app.offers import bp
-from app.offers.cache import CSRF_PLACEHOLDER, cached_fragment, cached_value, is_first_visit
+from app.offers.cache import (
+    CSRF_PLACEHOLDER,
+    cached_fragment,
+    cached_value,
+    is_first_visit,
+)
 from app.services import catalogue
 from app.services.cart import MAX_QUANTITY
 from app.services.errors import NotFound

@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from flask import g, template_rendered
 
 from app.extensions import cache, db
-from app.offers import cache as catalogue_cache
 from app.models import Event
+from app.offers import cache as catalogue_cache
 from tests.shop import buy, customer, login, make_event, offer_of, pay
 
 PARIS = ZoneInfo("Europe/Paris")
