@@ -6,11 +6,17 @@ Needs the seeded bench database (bench/seed.py). Starts its own gunicorn (DEFAUL
 common.py) on a free 127.0.0.1 port and stops it by PID. The headline keys (catalogue_rps,
 catalogue_p50_ms, catalogue_p99_ms) are the worse of the two pages; errors are summed
 (non-2xx/3xx answers + socket errors).
+
+wrk sends no cookie, so those two runs are first visits, whose whole page is cached. A third run,
+`catalogue_returning_*`, loads the event page with a visitor's session cookie (the layout is
+rendered for them, their session read from Redis): what a shopper who came back sees.
 """
 from __future__ import annotations
 
 import argparse
 import sys
+import urllib.request
+from http.cookies import SimpleCookie
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -37,6 +43,17 @@ def check_pages(urls: dict) -> None:
             raise SystemExit(f"catalogue: {url} answered {status}, not 200: {body[:300]!r}")
 
 
+def visitor_cookie(url: str) -> str:
+    """The session cookie a first visit to an event page hands out (its forms need a CSRF token)."""
+    with urllib.request.urlopen(url, timeout=30) as response:
+        cookie = SimpleCookie()
+        for header in response.headers.get_all("Set-Cookie") or []:
+            cookie.load(header)
+    if "guichet_session" not in cookie:
+        raise SystemExit(f"catalogue: {url} set no session cookie")
+    return f"guichet_session={cookie['guichet_session'].value}"
+
+
 def measure(base: str, *, duration: int = 30, connections: int = 16, threads: int = 2) -> dict:
     """wrk on both pages of a running server; flat figures with list_/event_ prefixes + headline."""
     urls = catalogue_urls(base)
@@ -50,6 +67,10 @@ def measure(base: str, *, duration: int = 30, connections: int = 16, threads: in
     figures["catalogue_p50_ms"] = max(figures["catalogue_list_p50_ms"], figures["catalogue_event_p50_ms"])
     figures["catalogue_p99_ms"] = max(figures["catalogue_list_p99_ms"], figures["catalogue_event_p99_ms"])
     figures["catalogue_errors"] = figures["catalogue_list_errors"] + figures["catalogue_event_errors"]
+    returning = common.run_wrk(urls["event"], threads=threads, connections=connections, duration=duration,
+                               headers={"Cookie": visitor_cookie(urls["event"])})
+    for key in ("rps", "p50_ms", "p99_ms", "errors"):
+        figures[f"catalogue_returning_{key}"] = returning[key]
     return figures
 
 

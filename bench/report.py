@@ -57,6 +57,8 @@ DETAILS = [
     ("nginx_rush_purchase_p50_ms", "nginx + 2 instances: whole purchase p50 during the rush", "ms", "nginx_rush"),
     ("catalogue_list_rps", "/events/ req/s, p50, p99", "", "catalogue"),
     ("catalogue_event_rps", "event page req/s, p50, p99", "", "catalogue"),
+    ("catalogue_returning_rps", "event page for a returning visitor (session cookie) req/s, p50, p99", "",
+     "catalogue"),
     ("checkin_same_ticket_exactly_one_valid", "same ticket ×16 connections: rounds with exactly one VALID", "",
      "checkin"),
     ("pdf_render_ms_p99", "PDF render p99 / size", "ms", "tickets"),
@@ -106,6 +108,9 @@ def detail_value(key: str, unit: str, results: dict) -> str:
                                   f"each instance: {', '.join((r('nginx_rush_sessions_valid_on_each_instance') or {}).values()) or '—'}",
         "catalogue_list_rps": lambda: f"{fmt(r('catalogue_list_rps'))}, {fmt(r('catalogue_list_p50_ms'))} ms, "
                                       f"{fmt(r('catalogue_list_p99_ms'))} ms",
+        "catalogue_returning_rps": lambda: f"{fmt(r('catalogue_returning_rps'))}, "
+                                           f"{fmt(r('catalogue_returning_p50_ms'))} ms, "
+                                           f"{fmt(r('catalogue_returning_p99_ms'))} ms",
         "catalogue_event_rps": lambda: f"{fmt(r('catalogue_event_rps'))}, {fmt(r('catalogue_event_p50_ms'))} ms, "
                                        f"{fmt(r('catalogue_event_p99_ms'))} ms",
         "checkin_same_ticket_exactly_one_valid": lambda: f"{fmt(r(key))} / {fmt(r('checkin_same_ticket_rounds'))}",

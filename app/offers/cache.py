@@ -15,10 +15,12 @@ from collections.abc import Callable
 from itertools import chain
 
 import sqlalchemy as sa
-from flask import current_app, g, has_request_context, request
+from flask import current_app, g, has_request_context, request, session
+from flask_login import current_user
 from flask_sqlalchemy.session import Session as FlaskSQLAlchemySession
 from markupsafe import Markup
 
+from app.cart.storage import cart_count
 from app.extensions import cache
 from app.models import Event, Offer
 from app.services.catalogue import CATALOGUE_CHANGED
@@ -104,11 +106,15 @@ def bump_version() -> None:
         current_app.logger.exception("could not bump the catalogue cache version")
 
 
-def is_first_visit() -> bool:
-    """A request without any cookie (a first visit, a crawler, a link opened from an email):
-    no name, no cart, no messages, no session yet, so the whole page is the same for every such
-    visitor and can be cached like a fragment. Everyone else gets the layout rendered for them."""
-    return not request.cookies
+def sees_the_shared_layout() -> bool:
+    """Whether this request's layout is the one every first-time visitor gets: signed out, an
+    empty cart, no message waiting. The whole page is then the same for all of them (a CSRF
+    token aside, filled in per request) and comes from the cache; anyone else gets the layout
+    rendered for them. A request without any cookie (a first visit, a crawler) has no session
+    to read at all."""
+    if not request.cookies:
+        return True
+    return not current_user.is_authenticated and not session.get("_flashes") and cart_count() == 0
 
 
 def cached_fragment(name: str, build: Callable[[], str]) -> Markup:

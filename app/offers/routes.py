@@ -15,7 +15,7 @@ from app.offers.cache import (
     CSRF_PLACEHOLDER,
     cached_fragment,
     cached_value,
-    is_first_visit,
+    sees_the_shared_layout,
 )
 from app.services import catalogue
 from app.services.cart import MAX_QUANTITY
@@ -46,7 +46,7 @@ def list_events():
     def page() -> str:
         return render_template("offers/list.html", body=cached_fragment(name, build), filters=filters)
 
-    if is_first_visit():
+    if sees_the_shared_layout():
         return cached_fragment(f"page:{name}", page)
     return page()
 
@@ -74,5 +74,5 @@ def show_event(slug: str):
         return render_template("offers/show.html", body=Markup(page["html"]), title=page["title"])
 
     # The fragment is shared by every visitor: each gets their own CSRF token in its forms.
-    html = cached_fragment(f"page:event:{slug}", whole_page) if is_first_visit() else Markup(whole_page())
+    html = cached_fragment(f"page:event:{slug}", whole_page) if sees_the_shared_layout() else Markup(whole_page())
     return html.replace(CSRF_PLACEHOLDER, generate_csrf())

@@ -287,3 +287,25 @@ def test_without_a_recheck_delay_every_page_asks_for_the_version(client):
     assert "50 seats left" in text(client.get(f"/events/{event.slug}"))
     _change_seats_from_another_instance(event, 5)
     assert "45 seats left" in text(client.get(f"/events/{event.slug}"))
+
+
+def test_returning_visitors_with_an_empty_cart_share_the_cached_page(client, rendered):
+    event = make_event()
+    client.get(f"/events/{event.slug}")  # the visitor now has a session (the forms' CSRF token)
+    client.get("/events/")
+    rendered.clear()
+    g.pop("csrf_token", None)
+    assert client.get(f"/events/{event.slug}").status_code == 200
+    assert client.get("/events/").status_code == 200
+    assert rendered == []
+
+
+def test_a_waiting_message_is_shown_and_never_cached(app, client):
+    make_event()
+    app.test_client(use_cookies=False).get("/events/")  # the shared page is cached
+    client.get("/events/")
+    with client.session_transaction() as visitor_session:
+        visitor_session["_flashes"] = [("success", "Your basket was emptied.")]
+    assert "Your basket was emptied." in text(client.get("/events/"))
+    assert "Your basket was emptied." not in text(app.test_client(use_cookies=False).get("/events/"))
+    assert "Your basket was emptied." not in text(client.get("/events/"))  # shown once
