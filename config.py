@@ -66,7 +66,8 @@ class Config:
     SQLALCHEMY_DATABASE_URI = database_url(
         env("DATABASE_URL"), f"sqlite:///{INSTANCE_DIR / 'guichet.sqlite'}"
     )
-    SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict] = {"pool_pre_ping": True}
+    # Pool options are set in app/backends.py (and the idle ping in app/db_pool.py).
+    SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict] = {}
     # Connections per process (PostgreSQL): enough for every gunicorn thread (GUNICORN_THREADS,
     # 32) to hold one, since a request keeps its connection until it ends. Processes × this must
     # stay below PostgreSQL's max_connections (100 by default).
