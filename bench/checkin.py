@@ -30,6 +30,9 @@ LUA = common.BENCH / "lua" / "checkin.lua"
 API = "/tickets/api/check-in"
 
 
+TOKEN_NAME = "Bench gate scanner"
+
+
 def staff_account(index: int = 1) -> dict:
     accounts = json.loads(common.ACCOUNTS_FILE.read_text())
     return [a for a in accounts["staff"] if a["role"] == "staff"][index - 1]
@@ -40,7 +43,7 @@ async def scanner_token(base: str, steward: dict) -> str:
     try:
         await log_in(browser, steward["email"], common.PASSWORD, steward["totp_secret"])
         page = await browser.get("/tickets/scanner-tokens")
-        page = await browser.submit(page.form("/tickets/scanner-tokens"), name="Bench gate scanner")
+        page = await browser.submit(page.form("/tickets/scanner-tokens"), name=TOKEN_NAME)
         match = re.search(r'id="new-token"[^>]*>([^<]+)<', page.text)
         if not match:
             raise RuntimeError(f"no scanner token on {page.url} ({page.status})")
@@ -49,8 +52,10 @@ async def scanner_token(base: str, steward: dict) -> str:
         await browser.close()
 
 
-def payloads_for_unused_tickets(count: int, offset: int = 0) -> list[str]:
-    """Signed payloads of `count` valid tickets not checked in yet (distinct, seeded)."""
+def payloads_for_unused_tickets(count: int, offset: int = 0, *, newest_first: bool = False) -> list[str]:
+    """Signed payloads of `count` valid tickets not checked in yet (distinct, seeded); this benchmark
+    takes the oldest, `newest_first` the other end (bench/roundtrips.py), so neither runs out of
+    the other's tickets while unused ones remain."""
     common.use_app()
     from app.services.signing import load_private_key, sign_payload
 
@@ -58,7 +63,7 @@ def payloads_for_unused_tickets(count: int, offset: int = 0) -> list[str]:
     with common.pg_connect() as conn:
         rows = conn.execute(
             "SELECT id, key_digest FROM tickets WHERE checked_in_at IS NULL AND voided_at IS NULL "
-            "ORDER BY id LIMIT %s OFFSET %s", (count, offset)).fetchall()
+            f"ORDER BY id {'DESC' if newest_first else 'ASC'} LIMIT %s OFFSET %s", (count, offset)).fetchall()
     return [sign_payload(key, ticket_id, bytes(digest)) for ticket_id, digest in rows]
 
 
@@ -92,7 +97,22 @@ async def same_ticket(base: str, token: str, payloads: list[str], connections: i
     return rounds
 
 
+def revoke_bench_tokens(name: str) -> None:
+    """Revoke the scanner tokens a benchmark created, as a gate would at the end of the day: a
+    steward may hold SCANNER_TOKENS_PER_USER active tokens, and each run makes one."""
+    with common.pg_connect() as conn:
+        conn.execute("UPDATE scanner_tokens SET revoked_at = now() WHERE name = %s AND revoked_at IS NULL", (name,))
+        conn.commit()
+
+
 def measure(base: str, *, duration: int = 30, connections: int = 16, rounds: int = 20) -> dict:
+    try:
+        return _measure(base, duration=duration, connections=connections, rounds=rounds)
+    finally:
+        revoke_bench_tokens(TOKEN_NAME)
+
+
+def _measure(base: str, *, duration: int, connections: int, rounds: int) -> dict:
     token = asyncio.run(scanner_token(base, staff_account(1)))
     # Enough distinct tickets for ~3000 scans/s over the run; wrk wraps around only beyond that.
     payloads = payloads_for_unused_tickets(max(20_000, duration * 3000) + rounds)
