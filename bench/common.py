@@ -305,7 +305,7 @@ class Server:
         return child_pids(self.pid)
 
 
-def gunicorn_command(port: int, model: WorkerModel) -> list[str]:
+def gunicorn_command(port: int, model: WorkerModel, app_spec: str = "run:app") -> list[str]:
     """gunicorn with the project's gunicorn.conf.py (tuned through its GUNICORN_* env vars).
 
     The bind address is always given explicitly so nothing listens beyond 127.0.0.1.
@@ -316,12 +316,13 @@ def gunicorn_command(port: int, model: WorkerModel) -> list[str]:
         cmd += ["-c", str(conf)]
     else:  # before the deployment engineer's file lands
         cmd += ["-w", str(model.workers), "--threads", str(model.threads), "-k", model.worker_class]
-    return cmd + ["run:app"]
+    return cmd + [app_spec]
 
 
 def start_server(model: WorkerModel = DEFAULT_MODEL, *, port: int | None = None, env: dict | None = None,
-                 timeout: float = 60.0, nice: int = 0) -> Server:
-    """gunicorn on 127.0.0.1; `nice` > 0 starts it at a lower CPU priority (`nice -n`, same PID)."""
+                 timeout: float = 60.0, nice: int = 0, app_spec: str = "run:app") -> Server:
+    """gunicorn on 127.0.0.1; `nice` > 0 starts it at a lower CPU priority (`nice -n`, same PID);
+    `app_spec` another WSGI app of the snapshot (it must answer /healthz)."""
     port = port or free_port()
     OUT.mkdir(parents=True, exist_ok=True)
     log_path = OUT / f"gunicorn-{port}.log"
@@ -332,7 +333,7 @@ def start_server(model: WorkerModel = DEFAULT_MODEL, *, port: int | None = None,
         "GUNICORN_ACCESSLOG": "off", "GUNICORN_LOGLEVEL": "warning", **(env or {}),
     }
     log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
-    command = (["nice", "-n", str(nice)] if nice else []) + gunicorn_command(port, model)
+    command = (["nice", "-n", str(nice)] if nice else []) + gunicorn_command(port, model, app_spec)
     proc = subprocess.Popen(command, cwd=app_dir(), env=server_env(extra),
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     server = Server(proc, port, model, log_path, url=f"http://127.0.0.1:{port}")

@@ -37,6 +37,15 @@ TARGETS = [
 ]
 SYMBOL = {operator.ge: "≥", operator.le: "≤", operator.eq: "="}
 
+# bench/checkin_ladder.py: the check-in's load on ever fuller versions of the endpoint
+LADDER_RUNGS = (
+    ("flask", "bare Flask, JSON in and out"),
+    ("write", "+ one committed write"),
+    ("check_in", "+ the real check-in service"),
+    ("services", "+ token state and stats bump (Redis)"),
+    ("app", "the real endpoint"),
+)
+
 # Other figures worth a line: (key, label, unit, benchmark)
 DETAILS = [
     ("orders_completed", "rush: orders paid / buyers", "", "rush"),
@@ -61,6 +70,8 @@ DETAILS = [
      "catalogue"),
     ("checkin_same_ticket_exactly_one_valid", "same ticket ×16 connections: rounds with exactly one VALID", "",
      "checkin"),
+    *((f"ladder_{rung}_rps", f"check-in ladder: {label} — scans/s, p50, p99; CPU per scan app / PostgreSQL", "",
+       "ladder") for rung, label in LADDER_RUNGS),
     ("pdf_render_ms_p99", "PDF render p99 / size", "ms", "tickets"),
     ("pdf_render_cpu_ms_median", "PDF render, CPU time of the rendering thread (median)", "ms", "tickets"),
     ("verify_cpu_ms_median", "QR verify, CPU time of the thread (median)", "ms", "tickets"),
@@ -119,6 +130,10 @@ def detail_value(key: str, unit: str, results: dict) -> str:
     }
     if key in pairs:
         return pairs[key]()
+    if key.startswith("ladder_") and r(key) is not None:
+        rung = key.removeprefix("ladder_").removesuffix("_rps")
+        return (f"{fmt(r(key))}, {fmt(r(f'ladder_{rung}_p50_ms'))} ms, {fmt(r(f'ladder_{rung}_p99_ms'))} ms; "
+                f"{fmt(r(f'ladder_{rung}_app_cpu_ms'))} / {fmt(r(f'ladder_{rung}_pg_cpu_ms'))} ms")
     return fmt(r(key)) + (f" {unit}" if unit and r(key) is not None else "")
 
 

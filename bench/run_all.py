@@ -7,7 +7,8 @@
 
 One gunicorn server (common.DEFAULT_MODEL) serves catalogue, login storm, check-in, admin and
 rush in turn; the peak RSS of its workers is read after all of them (worker_rss_mb). Then the
-rush runs again through nginx in front of two gunicorn instances.
+check-in ladder starts a server per rung (bench/checkin_ladder.py), and the rush runs again
+through nginx in front of two gunicorn instances.
 """
 from __future__ import annotations
 
@@ -19,7 +20,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import admin, catalogue, checkin, common, floor, logins, rush, seed, tickets
+from bench import (
+    admin,
+    catalogue,
+    checkin,
+    checkin_ladder,
+    common,
+    floor,
+    logins,
+    rush,
+    seed,
+    tickets,
+)
 from bench import nginx as bench_nginx
 from bench.report import write_readme
 
@@ -122,6 +134,7 @@ def main(argv=None) -> int:
         memory["workers"] = server.model.label
         step("memory", lambda: memory)
         step("floor", floor.measure, server.url, tuple(server.worker_pids()), duration=10)
+    step("ladder", checkin_ladder.measure, duration=10 if args.quick else 15)  # its own servers, one per rung
     if not args.no_nginx:
         model = common.DEFAULT_MODEL
         common.flush_redis()

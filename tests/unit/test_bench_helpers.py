@@ -61,3 +61,13 @@ def test_report_table_marks_targets_met_and_missed(tmp_path, monkeypatch):
     assert "| **no** |" in rows["catalogue p99"]
     assert "| — | — |" in rows["admin dashboard warm"]
     assert "Test CPU, 2 cores" in text
+
+
+def test_report_gives_each_check_in_ladder_rung_its_line():
+    results = {"ladder_write_rps": 1688.03, "ladder_write_p50_ms": 8.84, "ladder_write_p99_ms": 22.84,
+               "ladder_write_app_cpu_ms": 0.73, "ladder_write_pg_cpu_ms": 0.19, "ladder_loadavg": [2, 2, 2]}
+    rows = [line for line in report.table(results).splitlines() if "check-in ladder" in line]
+    assert [row.split(" — ")[0].removeprefix("| check-in ladder: ") for row in rows] == [
+        label for _, label in report.LADDER_RUNGS]
+    assert "| 1,688, 8.84 ms, 23 ms; 0.73 / 0.19 ms | 2.0 2.0 2.0 |" in rows[1]
+    assert "| — |" in rows[0]  # a rung not measured yet
