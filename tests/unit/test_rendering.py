@@ -78,7 +78,13 @@ def zbar(png_path):
 
 def zxing(png_path):
     with Image.open(png_path) as image:
-        return zxingcpp.read_barcodes(image)
+        return read_qr_codes(image)
+
+
+def read_qr_codes(image):
+    """zxing-cpp on QR codes only: asked for every format, it reads a spurious Codabar inside a
+    QR's modules on about 1 random payload in 150 (tests/functional/test_tickets.py)."""
+    return zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCode)
 
 
 def pdf_text_of(pdf, tmp_path):
@@ -166,7 +172,7 @@ def test_svg_content_decodes_with_an_independent_decoder():
     image = Image.new("L", (len(matrix), len(matrix)), 255)
     image.putdata([0 if dark else 255 for row in matrix for dark in row])
     image = image.resize((len(matrix) * 6,) * 2, Image.Resampling.NEAREST)
-    assert [r.text for r in zxingcpp.read_barcodes(image)] == [payload]
+    assert [r.text for r in read_qr_codes(image)] == [payload]
 
 
 def test_png_data_uri_decodes(tmp_path):
