@@ -15,8 +15,9 @@ each rung adds):
 
 At 16 connections every scan waits for the 15 others (Little's law: mean latency =
 connections / throughput), and wrk, PostgreSQL, Redis and gunicorn share the two cores, so the
-p99 of each rung is the least the rungs above it can reach: the ladder shows which layer keeps
-the check-in from p99 ≤ 30 ms, and whether any version of it could get there on this machine.
+p99 of a rung is, run-to-run noise aside, the least the rungs above it can reach: the ladder
+shows which layer keeps the check-in from p99 ≤ 30 ms, and whether any version of it could get
+there on this machine.
 """
 from __future__ import annotations
 
