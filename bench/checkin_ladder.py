@@ -4,11 +4,13 @@
 
 The same wrk script (bench/lua/checkin.lua, a different signed payload on every request, the
 steward's bearer token) and the same gunicorn settings (gunicorn.conf.py, bench worker model)
-run against five servers, from bare Flask up to the real app (bench/ladder_app.py says what
-each rung adds):
+run against five servers, from bare Flask up to the real app, and a sixth beside them: the
+least a valid scan can cost (bench/ladder_app.py says what each rung adds):
 
     flask      HTTP, gunicorn and Flask: what any endpoint costs at this load
     write      + one committed write per scan
+    minimal    (beside the ladder) all a valid scan must do, hand-written: the signature, then
+               one raw statement (token, owner, digest, check-in, audit event, scan record)
     check_in   + the real check-in service (SQLAlchemy, signature, the one statement)
     services   + the bearer token's state and the statistics version bump (Redis)
     app        the real endpoint: + the app's extensions, hooks and middlewares
@@ -30,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import checkin, common
 
-RUNGS = ("flask", "write", "check_in", "services")  # bench/ladder_app.py; then the app itself
+RUNGS = ("flask", "write", "minimal", "check_in", "services")  # bench/ladder_app.py; then the app itself
 
 
 def steward_id(email: str) -> int:

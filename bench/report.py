@@ -41,6 +41,7 @@ SYMBOL = {operator.ge: "≥", operator.le: "≤", operator.eq: "="}
 LADDER_RUNGS = (
     ("flask", "bare Flask, JSON in and out"),
     ("write", "+ one committed write"),
+    ("minimal", "the least a valid scan needs, hand-written (one raw statement, no ORM, no Redis)"),
     ("check_in", "+ the real check-in service"),
     ("services", "+ token state and stats bump (Redis)"),
     ("app", "the real endpoint"),

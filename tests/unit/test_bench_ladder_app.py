@@ -24,5 +24,5 @@ def test_flask_rung_reads_the_json_body_and_needs_no_database(monkeypatch):
 
 
 def test_unknown_rung_is_refused_by_name(monkeypatch):
-    with pytest.raises(SystemExit, match="LADDER_RUNG must be one of flask, write, check_in, services"):
+    with pytest.raises(SystemExit, match="LADDER_RUNG must be one of flask, write, minimal, check_in, services"):
         load_ladder_app(monkeypatch, "everything")
