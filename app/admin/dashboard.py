@@ -2,7 +2,8 @@
 
 Statistics come from app/services/stats.py. They are invalidated in one place: a SQLAlchemy
 session hook installed here notices every committed sale, cancellation, check-in or catalogue
-change, whoever makes it, and bumps the stats version.
+change, whoever makes it, and bumps the stats version: at once, or for check-ins (noted "soon"
+by the check-in service) once per STATS_CHECK_IN_DELAY_SECONDS for all of them.
 
 Cached under that version, so never stale: the statistics section rendered as HTML (one
 entry per set of filters and per version of its template) and the catalogue overview (the
@@ -27,6 +28,7 @@ from wtforms.validators import Optional, ValidationError
 from wtforms.widgets import Select
 
 from app.admin import bp
+from app.coalescer import Coalescer
 from app.extensions import cache, db
 from app.services.stats import (
     StatsFilters,
@@ -85,9 +87,29 @@ def bump_stats_cache() -> None:
         current_app.logger.warning("could not invalidate the statistics cache", exc_info=True)
 
 
+def bump_stats_cache_soon() -> None:
+    """Called after a commit that only checked tickets in: one bump for the scans of the next
+    STATS_CHECK_IN_DELAY_SECONDS, from this app's background thread (app/coalescer.py)."""
+    if has_app_context():
+        current_app.extensions[_SOON].request()
+
+
+_SOON = "guichet_stats_bump_soon"
+
+
+def _bump_for(app) -> Callable[[], None]:
+    def bump() -> None:
+        with app.app_context():
+            bump_stats_cache()
+    return bump
+
+
 @bp.record_once
-def _install_stats_invalidation(_state) -> None:
-    install_stats_invalidation(db.session, bump_stats_cache)
+def _install_stats_invalidation(state) -> None:
+    app = state.app
+    app.extensions[_SOON] = Coalescer(_bump_for(app), app.config["STATS_CHECK_IN_DELAY_SECONDS"],
+                                      name="stats-check-in-bump")
+    install_stats_invalidation(db.session, bump_stats_cache, bump_stats_cache_soon)
 
 
 class VersionCopies:

@@ -293,6 +293,7 @@ STATS_TABLES = frozenset(model.__table__.name for model in STATS_MODELS)
 # Columns whose changes do not move any figure: seats held by pending orders, hold windows.
 IGNORED_COLUMNS = {"events": {"seats_taken"}, "orders": {"expires_at", "idempotency_key"}}
 _FLAG = "stats_changed"
+_FLAG_SOON = "stats_changed_soon"
 
 
 def _changed_columns(obj) -> set[str]:
@@ -329,6 +330,15 @@ def statement_changes_stats(statement) -> bool:
     return bool(keys - IGNORED_COLUMNS.get(table.name, set()))
 
 
+def note_stats_change(session: Session, *, soon: bool = False) -> None:
+    """For a change the listeners cannot see (the check-in statement, which psycopg runs on the
+    session's connection): the session's next commit replaces the statistics version like any
+    change it saw.
+    `soon`: the replacement may come a moment later, shared with other such changes (the
+    `on_change_soon` of `install_stats_invalidation`), for the gates' stream of check-ins."""
+    session.info[_FLAG_SOON if soon else _FLAG] = True
+
+
 def _after_flush(session: Session, _flush_context) -> None:
     if session.info.get(_FLAG):
         return
@@ -347,26 +357,32 @@ def _after_soft_rollback(session: Session, previous_transaction) -> None:
     # Forget pending changes only when the whole transaction is gone, not a savepoint.
     if previous_transaction.parent is None:
         session.info.pop(_FLAG, None)
+        session.info.pop(_FLAG_SOON, None)
 
 
-_callbacks: dict[int, Callable[[], None]] = {}
+_callbacks: dict[int, tuple[Callable[[], None], Callable[[], None]]] = {}
 
 
-def install_stats_invalidation(target, on_change: Callable[[], None]) -> None:
-    """Call `on_change()` after each commit that changed what the statistics read.
+def install_stats_invalidation(target, on_change: Callable[[], None],
+                               on_change_soon: Callable[[], None] | None = None) -> None:
+    """Call `on_change()` after each commit that changed what the statistics read, or
+    `on_change_soon()` (default: `on_change`) when all its changes were noted `soon`.
 
     `target` is a Session class, sessionmaker or scoped_session (e.g. `db.session`).
-    Installing again for the same target only replaces the callback.
+    Installing again for the same target only replaces the callbacks.
     """
     key = id(target)
     first_time = key not in _callbacks
-    _callbacks[key] = on_change
+    _callbacks[key] = (on_change, on_change_soon or on_change)
     if not first_time:
         return
 
     def after_commit(session: Session) -> None:
-        if session.info.pop(_FLAG, False):
-            _callbacks[key]()
+        now, soon = session.info.pop(_FLAG, False), session.info.pop(_FLAG_SOON, False)
+        if now:
+            _callbacks[key][0]()
+        elif soon:
+            _callbacks[key][1]()
 
     sa_event.listen(target, "after_flush", _after_flush)
     sa_event.listen(target, "do_orm_execute", _do_orm_execute)
