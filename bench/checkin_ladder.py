@@ -12,7 +12,7 @@ least a valid scan can cost (bench/ladder_app.py says what each rung adds):
     minimal    (beside the ladder) all a valid scan must do, hand-written: the signature, then
                one raw statement (token, owner, digest, check-in, audit event, scan record)
     check_in   + the real check-in service (SQLAlchemy, signature, the one statement)
-    services   + the bearer token's state and the statistics version bump (Redis)
+    services   + the bearer token (checked in the same statement) and the shared statistics bump
     app        the real endpoint: + the app's extensions, hooks and middlewares
 
 At 16 connections every scan waits for the 15 others (Little's law: mean latency =

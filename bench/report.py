@@ -43,7 +43,7 @@ LADDER_RUNGS = (
     ("write", "+ one committed write"),
     ("minimal", "the least a valid scan needs, hand-written (one raw statement, no ORM, no Redis)"),
     ("check_in", "+ the real check-in service"),
-    ("services", "+ token state and stats bump (Redis)"),
+    ("services", "+ the bearer token and the shared stats bump"),
     ("app", "the real endpoint"),
 )
 

@@ -23,19 +23,32 @@ is VALID. On PostgreSQL the digest check is in that WHERE too, so the UPDATE (wi
 and the scan record) is the whole valid scan, one statement run in autocommit: one round trip, no
 BEGIN or COMMIT. Elsewhere the digest is checked in Python after the UPDATE, and a replaced code
 (KEY_MISMATCH) rolls it back. The other verdicts read the ticket after the UPDATE missed.
+
+`check_in_by_token` is the scanner apps' API: on PostgreSQL the bearer token's check is part of
+that one statement too, so a valid scan costs one round trip and no Redis command (the
+statistics bump that follows is shared by the scans of a moment: app/admin/dashboard.py).
+Those statements are run by psycopg itself (`_DriverStatement`), measured in bench/README.md.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import chain
 
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from psycopg.rows import namedtuple_row
 from sqlalchemy.orm import Session, aliased, scoped_session
 
 from app.models import AuditEvent, CheckIn, Event, Offer, Ticket, User
 from app.models.base import utcnow
+from app.services.scanner_tokens import (
+    TOUCH_EVERY,
+    touch_statement,
+    usable_token_query,
+    well_formed_token_hash,
+)
 from app.services.signing import (
     AUTHENTIC,
     DIGEST_PREFIX_BYTES,
@@ -48,6 +61,7 @@ from app.services.signing import (
     parse_payload,
     verify_signature,
 )
+from app.services.stats import note_stats_change
 
 UNKNOWN_TICKET = "UNKNOWN_TICKET"
 KEY_MISMATCH = "KEY_MISMATCH"
@@ -153,21 +167,65 @@ def check_in(session: Session, public_key: Ed25519PublicKey, text: str, *, staff
     the digest, elsewhere three statements and a commit.
     """
     verdict, parsed = authenticate(public_key, text)
+    return _check_in_authenticated(session, verdict, parsed, staff_id=staff_id, now=now, ip_address=ip_address)
+
+
+def check_in_by_token(session: Session, public_key: Ed25519PublicKey, text: str, *, token: str | None,
+                      now: datetime, ip_address: str | None = None,
+                      staff_id_for_token: Callable[[], int | None]) -> ScanResult | None:
+    """`check_in` for the staff member a scanner app's bearer token acts for; None, with nothing
+    recorded, when the token is not usable (app/services/scanner_tokens.py).
+
+    PostgreSQL, an authentic code and no transaction open yet (the scanner API): the token is
+    checked inside the check-in's one statement, so a valid scan is one round trip in all, and a
+    revocation counts from its commit. Otherwise `staff_id_for_token()` (the check with the
+    shared cache, app/tickets/token_cache.py) says whom the token acts for."""
+    token_hash = well_formed_token_hash(token)
+    if token_hash is None:
+        return None
+    verdict, parsed = authenticate(public_key, text)
+    if parsed is not None and _one_statement_scan(session, parsed.ticket_id):
+        row = _TAKE_AND_RECORD_BY_TOKEN.first_row(session.connection(execution_options=_AUTOCOMMIT), {
+            **_take_params(parsed, staff_id=None, now=now, ip_address=ip_address),
+            "bearer_token_hash": token_hash, "stale_before": now - TOUCH_EVERY})
+        if row.staff_id is None:
+            return None
+        if row.id is not None:
+            return _taken_in_one_statement(session, row, now)
+        return _refusal(session, parsed, staff_id=row.staff_id, now=now)
+    staff_id = staff_id_for_token()
+    if staff_id is None:
+        return None
+    return _check_in_authenticated(session, verdict, parsed, staff_id=staff_id, now=now, ip_address=ip_address)
+
+
+def _check_in_authenticated(session: Session, verdict: str, parsed: ParsedPayload | None, *,
+                            staff_id: int | None, now: datetime, ip_address: str | None) -> ScanResult:
     if parsed is None:
         return _record(session, ScanResult(verdict, now), staff_id=staff_id, event_id=None)
-    taken, recorded = _take_ticket(session, parsed.ticket_id, digest_prefix=parsed.digest_prefix,
-                                   staff_id=staff_id, now=now, ip_address=ip_address)
+    taken, recorded = _take_ticket(session, parsed, staff_id=staff_id, now=now, ip_address=ip_address)
     if taken is not None:
+        if recorded:
+            return _taken_in_one_statement(session, taken, now)
         result = _result(VALID, now, taken, checked_in_at=now, checked_in_by=None)
-        if recorded:  # PostgreSQL: digest, check-in, audit and scan record were one statement
-            session.commit()  # no round trip in autocommit; the session's listeners see the scan
-            return result
         if digest_matches(parsed, double_key_digest(taken.user_key, taken.purchase_key)):
             session.execute(_INSERT_AUDIT, _audit_values(taken, staff_id=staff_id, ip_address=ip_address))
             return _record(session, result, staff_id=staff_id, event_id=taken.event_id)
         session.rollback()  # a replaced code (rotated user key): the ticket stays unused, nothing recorded
         result = _result(KEY_MISMATCH, now, taken, checked_in_at=None, checked_in_by=None)
         return _record(session, result, staff_id=staff_id, event_id=taken.event_id)
+    return _refusal(session, parsed, staff_id=staff_id, now=now)
+
+
+def _taken_in_one_statement(session: Session, row, now: datetime) -> ScanResult:
+    """PostgreSQL: digest, check-in, audit event and scan record were one statement."""
+    note_stats_change(session, soon=True)  # a statement the session's listeners do not read
+    session.commit()  # no round trip in autocommit; runs the session's listeners
+    return _result(VALID, now, row, checked_in_at=now, checked_in_by=None)
+
+
+def _refusal(session: Session, parsed: ParsedPayload, *, staff_id: int | None, now: datetime) -> ScanResult:
+    """The conditional UPDATE changed nothing: record and return why."""
     row = _ticket_row(session, parsed.ticket_id)  # unknown, void, used, or someone else won the race
     if row is None:
         return _record(session, ScanResult(UNKNOWN_TICKET, now), staff_id=staff_id, event_id=None)
@@ -205,13 +263,13 @@ def _of_ticket(column, foreign_key: str, label: str):
 
 
 # The atomic check-in: of simultaneous scans, exactly one changes the row and gets it back.
-def _conditional_take(*conditions):
+def _conditional_take(*conditions, staff=None, now=None):
     return (
         sa.update(_tickets)
         .where(_tickets.c.id == sa.bindparam("ticket_id"), _tickets.c.checked_in_at.is_(None),
                _tickets.c.voided_at.is_(None), *conditions)
-        .values(checked_in_at=sa.bindparam("now", type_=_tickets.c.checked_in_at.type),
-                checked_in_by_id=sa.bindparam("staff_id", type_=sa.Integer))
+        .values(checked_in_at=sa.bindparam("now", type_=_tickets.c.checked_in_at.type) if now is None else now,
+                checked_in_by_id=sa.bindparam("staff_id", type_=sa.Integer) if staff is None else staff)
     )
 
 
@@ -234,69 +292,127 @@ _OWNER_DIGEST_PREFIX = (
     .where(_users.c.id == _tickets.c.user_id)
     .scalar_subquery()
 )
-_TAKE_CURRENT_CODE = _conditional_take(
-    _OWNER_DIGEST_PREFIX == sa.bindparam("digest_prefix", type_=sa.LargeBinary)).returning(*_TICKET_DETAILS)
 _audit_events, _check_ins = AuditEvent.__table__, CheckIn.__table__
 _INSERT_AUDIT = sa.insert(_audit_events)
 _INSERT_SCAN = sa.insert(_check_ins)
 _MAX_ID = 2**63 - 1  # a signed id we never issued; beyond BIGINT on PostgreSQL
+_DRIVER_DATETIME = sa.DateTime(timezone=True)  # bound as given (aware): see _DriverStatement
 _AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}  # reset when the connection goes back to the pool
 
 
-def _take_and_record_statement():
+def _take_and_record_statement(*, by_token: bool):
     """PostgreSQL: the conditional UPDATE (digest included) as a data-modifying WITH, feeding the
     audit event and the VALID scan record, in one statement (and one round trip) instead of three.
-    It returns the UPDATE's row (nothing when it changed no row, and then nothing was inserted
-    either).
 
-    The statistics listener (app/services/stats.py) sees an INSERT into `check_ins`, one of the
-    tables it watches, not the UPDATE inside; tests check that a valid scan still makes the
-    cached statistics stale."""
-    taken = _TAKE_CURRENT_CODE.cte("taken")
+    It returns one row: `staff_id`, then the taken ticket's details, all NULL when no row changed
+    (and then nothing was inserted either). The staff member is the bind parameter `staff_id`,
+    or, `by_token`, the owner of the usable scanner token hashed as `bearer_token_hash`
+    (scanner_tokens.usable_token_query), whose last use is refreshed in the same statement; with
+    no such token nothing changes and `staff_id` is NULL.
+
+    No bind parameter is named after a column of a table the statement updates: SQLAlchemy would
+    make it part of that UPDATE's SET clause."""
+    now = sa.bindparam("now", type_=_DRIVER_DATETIME)
+    side_effects = []
+    if by_token:
+        caller = usable_token_query(now).cte("caller")
+        staff = sa.select(caller.c.user_id).scalar_subquery()
+        stale_before = sa.bindparam("stale_before", type_=_DRIVER_DATETIME)
+        side_effects.append(touch_statement(sa.select(caller.c.token_id).scalar_subquery(), now, stale_before)
+                            .cte("touch"))
+        caller_conditions = [sa.exists(sa.select(caller.c.token_id))]
+    else:
+        staff = sa.bindparam("staff_id", type_=sa.Integer)
+        caller_conditions = []
+    taken = _conditional_take(_OWNER_DIGEST_PREFIX == sa.bindparam("digest_prefix", type_=sa.LargeBinary),
+                              *caller_conditions, staff=staff, now=now).returning(*_TICKET_DETAILS).cte("taken")
     details = sa.func.json_build_object(*chain.from_iterable(
         (sa.literal_column(f"'{name}'"), column) for name, column in
         (("ticket_id", taken.c.id), ("ticket_number", taken.c.number), ("event_id", taken.c.event_id),
          ("persons", taken.c.persons))))
-    audit = sa.insert(_audit_events).from_select(
+    side_effects.append(sa.insert(_audit_events).from_select(
         ["type", "actor_id", "subject_user_id", "ip_address", "details", "created_at"],
-        sa.select(sa.literal(CHECK_IN_AUDIT), sa.bindparam("staff_id", type_=sa.Integer), taken.c.user_id,
+        sa.select(sa.literal(CHECK_IN_AUDIT), staff, taken.c.user_id,
                   sa.bindparam("ip_address", type_=_audit_events.c.ip_address.type), details,
-                  sa.bindparam("created_at", type_=_audit_events.c.created_at.type)),
-    ).cte("audit")
-    return (
-        sa.insert(_check_ins).from_select(
-            ["ticket_id", "event_id", "staff_id", "verdict", "scanned_at"],
-            sa.select(taken.c.id, taken.c.event_id, sa.bindparam("staff_id", type_=sa.Integer), sa.literal(VALID),
-                      sa.bindparam("now", type_=_check_ins.c.scanned_at.type)))
-        .returning(*(sa.select(column).scalar_subquery().label(column.key) for column in taken.c))
-        .add_cte(audit)
-    )
+                  sa.bindparam("audit_created_at", type_=_DRIVER_DATETIME)),
+    ).cte("audit"))
+    side_effects.append(sa.insert(_check_ins).from_select(
+        ["ticket_id", "event_id", "staff_id", "verdict", "scanned_at"],
+        sa.select(taken.c.id, taken.c.event_id, staff, sa.literal(VALID), now)).cte("scan"))
+    return (sa.select(staff.label("staff_id"), *(sa.select(column).scalar_subquery().label(column.key)
+                                                  for column in taken.c))
+            .add_cte(*side_effects))
 
 
-_TAKE_AND_RECORD = _take_and_record_statement()
+class _DriverStatement:
+    """A statement compiled once per dialect and run on the session's connection by psycopg
+    itself: for the check-in API, the hottest write path, SQLAlchemy's execution and result
+    layers cost about as much CPU as the rest of the scan's work in the app (bench/README.md).
+
+    Its bind parameters must need no conversion (`_DRIVER_DATETIME`, not the models'
+    UTCDateTime; a unit test checks), and the session's listeners do not see it: the caller
+    tells them (`note_stats_change`). It returns the first row as a named tuple, its datetimes
+    in UTC."""
+
+    def __init__(self, statement: sa.Select):
+        self.statement = statement
+        self._compiled: dict[type, tuple[str, dict]] = {}
+
+    def compiled(self, dialect) -> tuple[str, dict]:
+        """(SQL text, default parameters: the literals the statement carries)."""
+        key = type(dialect)
+        if key not in self._compiled:
+            compiled = self.statement.compile(dialect=dialect)
+            self._compiled[key] = (compiled.string, dict(compiled.params))
+        return self._compiled[key]
+
+    def first_row(self, connection: sa.Connection, params: dict):
+        sql, defaults = self.compiled(connection.dialect)
+        with connection.connection.driver_connection.cursor(row_factory=namedtuple_row) as cursor:
+            row = cursor.execute(sql, defaults | params).fetchone()
+        return row._replace(**{name: value.astimezone(UTC) for name, value in row._asdict().items()
+                               if isinstance(value, datetime)})
 
 
-def _take_ticket(session: Session, ticket_id: int, *, digest_prefix: bytes, staff_id: int | None,
-                 now: datetime, ip_address: str | None) -> tuple[sa.Row | None, bool]:
+_TAKE_AND_RECORD = _DriverStatement(_take_and_record_statement(by_token=False))
+_TAKE_AND_RECORD_BY_TOKEN = _DriverStatement(_take_and_record_statement(by_token=True))
+
+
+def _take_params(parsed: ParsedPayload, *, staff_id: int | None, now: datetime, ip_address: str | None) -> dict:
+    return {"ticket_id": parsed.ticket_id, "now": now, "staff_id": staff_id, "digest_prefix": parsed.digest_prefix,
+            "ip_address": ip_address, "audit_created_at": utcnow()}  # the audit default's clock
+
+
+def _take_ticket(session: Session, parsed: ParsedPayload, *, staff_id: int | None, now: datetime,
+                 ip_address: str | None) -> tuple[sa.Row | None, bool]:
     """Check the ticket in if it is neither used nor void: (its row, whether the audit event and
     the VALID scan record were written too), or (None, False). On SQLite the digest is not checked
     yet and nothing is committed.
 
     PostgreSQL: when the session holds no transaction yet (a scanner-token call), its connection is
-    put in autocommit, so the one statement is one round trip, without BEGIN or COMMIT. It still
-    goes through the session (its listeners see it, its commit() runs them); the refusals that
-    follow a miss are then single statements too. A session already in a transaction keeps it."""
-    if ticket_id > _MAX_ID:
+    put in autocommit, so the one statement is one round trip, without BEGIN or COMMIT; the
+    refusals that follow a miss are then single statements too. A session already in a
+    transaction keeps it."""
+    if parsed.ticket_id > _MAX_ID:
         return None, False
-    params = {"ticket_id": ticket_id, "now": now, "staff_id": staff_id}
-    if session.get_bind().dialect.name != "postgresql":
+    if not _is_postgresql(session):
+        params = {"ticket_id": parsed.ticket_id, "now": now, "staff_id": staff_id}
         return session.execute(_TAKE_TICKET, params).one_or_none(), False
-    if not _in_transaction(session):
-        session.connection(execution_options=_AUTOCOMMIT)
-    params |= {"digest_prefix": digest_prefix, "ip_address": ip_address,
-               "created_at": utcnow()}  # created_at: the audit default's clock
-    taken = session.execute(_TAKE_AND_RECORD, params).one_or_none()
-    return taken, taken is not None
+    connection = session.connection(execution_options={} if _in_transaction(session) else _AUTOCOMMIT)
+    row = _TAKE_AND_RECORD.first_row(connection, _take_params(parsed, staff_id=staff_id, now=now,
+                                                              ip_address=ip_address))
+    return (row, True) if row.id is not None else (None, False)
+
+
+def _is_postgresql(session: Session | scoped_session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _one_statement_scan(session: Session | scoped_session, ticket_id: int) -> bool:
+    """PostgreSQL with no transaction open yet (a scanner-token call): the valid scan is one
+    statement in autocommit, one round trip without BEGIN or COMMIT. (A session already in a
+    transaction keeps it: the statement joins it, and the commit sends COMMIT.)"""
+    return _is_postgresql(session) and not _in_transaction(session) and ticket_id <= _MAX_ID
 
 
 def _in_transaction(session: Session | scoped_session) -> bool:

@@ -6,8 +6,11 @@ is 256 random bits; only its SHA-256 is stored. It acts for its creator, and onl
 account is an active staff member or admin, so demoting or disabling someone stops their
 devices at the next scan.
 
-The API looks the token up on every scan, so the state of a usable token (owner, expiry, last
-use) is kept in the shared cache (Redis in production) for at most `CACHE_SECONDS`. Every ORM
+On PostgreSQL, a scan of an authentic ticket code checks the token inside its one statement
+(app/services/checkin.py, with `usable_token_query`): nothing is cached, a revocation counts from
+its commit. Everything else (SQLite, a missing or unreadable payload, a forged one) uses
+`staff_id_for_token`, which keeps the state of a usable token (owner, expiry, last use) in the
+shared cache (Redis in production) for at most `CACHE_SECONDS`. Every ORM
 write that can stop a token (revoking or deleting it; changing its owner's role, disabling or
 deleting the owner) deletes the entry after its commit (`install_token_cache_invalidation`),
 for every instance; expiry is checked on each scan. The TTL is the backstop for what that
@@ -108,6 +111,13 @@ def token_cache_key(token_hash: str) -> str:
     return f"scanner:token:{token_hash}"
 
 
+def well_formed_token_hash(token: str | None) -> str | None:
+    """The stored hash of a token that has our shape, or None (no query needed for the rest)."""
+    if not token or not _TOKEN_RE.fullmatch(token):
+        return None
+    return hash_token(token)
+
+
 def staff_id_for_token(session: Session, token: str | None, *, now: datetime, cache: CacheLike | None = None,
                        cache_seconds: int = CACHE_SECONDS) -> int | None:
     """The id of the active staff member or admin a bearer token acts for, or None.
@@ -115,9 +125,9 @@ def staff_id_for_token(session: Session, token: str | None, *, now: datetime, ca
     One query when the token's state is not in `cache` (only usable tokens are cached), none
     when it is; last_used_at is written (and committed) at most every TOUCH_EVERY.
     """
-    if not token or not _TOKEN_RE.fullmatch(token):
+    token_hash = well_formed_token_hash(token)
+    if token_hash is None:
         return None
-    token_hash = hash_token(token)
     key = token_cache_key(token_hash)
     state = _cache_get(cache, key)
     fresh = state is None
@@ -138,22 +148,44 @@ def staff_id_for_token(session: Session, token: str | None, *, now: datetime, ca
 
 
 _tokens, _users = ScannerToken.__table__, User.__table__
-_TOKEN_ROW = (
-    sa.select(_tokens.c.id, _tokens.c.revoked_at, _tokens.c.expires_at, _tokens.c.last_used_at,
-              _users.c.id.label("user_id"), _users.c.role, _users.c.disabled_at)
-    .join(_users, _users.c.id == _tokens.c.user_id)
-    .where(_tokens.c.token_hash == sa.bindparam("token_hash"))
-)
+
+
+def usable_token_query(now) -> sa.Select:
+    """(token_id, user_id, expires_at, last_used_at) of the token hashed as the bind parameter
+    `bearer_token_hash` if it is usable at `now` (a bind parameter or SQL expression): neither revoked
+    nor expired, its owner an active staff member or admin. The one definition of a usable
+    token, for `staff_id_for_token` and for the check-in statement."""
+    return (
+        sa.select(_tokens.c.id.label("token_id"), _users.c.id.label("user_id"), _tokens.c.expires_at,
+                  _tokens.c.last_used_at)
+        .join(_users, _users.c.id == _tokens.c.user_id)
+        .where(_tokens.c.token_hash == sa.bindparam("bearer_token_hash"), _tokens.c.revoked_at.is_(None),
+               _tokens.c.expires_at > now, _users.c.disabled_at.is_(None),
+               _users.c.role.in_([sa.literal_column(f"'{role}'") for role in STAFF_ROLES]))  # constants
+    )
+
+
+def touch_statement(token_id, now, stale_before) -> sa.Update:
+    """Write `now` as the token's last use if the one stored is older than `stale_before`
+    (`now - TOUCH_EVERY`); each argument a bind parameter or SQL expression."""
+    return (
+        sa.update(_tokens)
+        .where(_tokens.c.id == token_id,
+               sa.or_(_tokens.c.last_used_at.is_(None), _tokens.c.last_used_at <= stale_before))
+        .values(last_used_at=now)
+    )
+
+
+_USABLE_TOKEN = usable_token_query(sa.bindparam("now", type_=_tokens.c.expires_at.type))
 _TOUCH = (sa.update(_tokens).where(_tokens.c.id == sa.bindparam("token_id"))
           .values(last_used_at=sa.bindparam("now", type_=_tokens.c.last_used_at.type)))
 
 
 def _usable_token_state(session: Session, token_hash: str, now: datetime) -> dict | None:
-    row = session.execute(_TOKEN_ROW, {"token_hash": token_hash}).one_or_none()
-    if (row is None or row.revoked_at is not None or row.expires_at <= now or row.disabled_at is not None
-            or row.role not in STAFF_ROLES):
+    row = session.execute(_USABLE_TOKEN, {"bearer_token_hash": token_hash, "now": now}).one_or_none()
+    if row is None:
         return None
-    return {"token_id": row.id, "user_id": row.user_id, "expires_at": row.expires_at,
+    return {"token_id": row.token_id, "user_id": row.user_id, "expires_at": row.expires_at,
             "last_used_at": row.last_used_at}
 
 

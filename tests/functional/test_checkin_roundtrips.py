@@ -9,15 +9,20 @@ from __future__ import annotations
 import contextlib
 import re
 import tempfile
+import time
 from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
 
 from app.extensions import cache, db
-from app.models import AuditEvent, CheckIn, Ticket
+from app.models import AuditEvent, CheckIn, ScannerToken, Ticket, User
 from app.services.checkin import KEY_MISMATCH, VALID, check_in
-from app.services.scanner_tokens import create_scanner_token
+from app.services.scanner_tokens import (
+    create_scanner_token,
+    hash_token,
+    token_cache_key,
+)
 from app.services.stats import stats_version
 from app.services.tickets import rotate_user_key
 from app.tickets.documents import ticket_payload
@@ -123,18 +128,102 @@ def test_a_valid_scan_is_one_round_trip_without_begin_or_commit(app, customer, s
     assert (audit.type, audit.actor_id, audit.details["ticket_id"]) == ("check_in", staff_id, ticket_id)
 
 
-def test_a_cached_token_scan_is_one_round_trip_and_makes_the_statistics_stale(app, customer, staff):
-    """The API path the gates use; the statistics listener must still see the autocommitted scan."""
+def test_a_token_scan_is_one_round_trip_token_check_included_and_makes_the_statistics_stale(app, customer, staff):
+    """The API path the gates use: the token's check and its last use are inside the scan's one
+    statement, from the first scan on (no cache); the statistics listener still sees the scan."""
     first, second = (ticket_payload(t) for t in tickets_of(customer, 2))
-    _, token = create_scanner_token(db.session, staff, name="Gate", now=datetime.now(UTC), valid_days=1, max_tokens=1)
+    row, token = create_scanner_token(db.session, staff, name="Gate", now=datetime.now(UTC), valid_days=1,
+                                      max_tokens=1)
+    token_id, staff_id = row.id, staff.id
     db.session.commit()
     device, headers = app.test_client(), {"Authorization": f"Bearer {token}"}
-    assert device.post(API, json={"payload": first}, headers=headers).json["verdict"] == VALID  # caches the token
+    for payload in (first, second):
+        before = stats_version(cache)
+        with WireTrace(db.engine).recording() as wire:
+            assert device.post(API, json={"payload": payload}, headers=headers).json["verdict"] == VALID
+        assert wire.sql() == ["WITH"] and wire.round_trips() == 1, wire.messages()
+        assert stats_version(cache) != before
+    assert cache.get(token_cache_key(hash_token(token))) is None  # nothing cached on this path
+    first_use = db.session.get(ScannerToken, token_id).last_used_at
+    assert first_use is not None  # written by the first scan, kept by the second (TOUCH_EVERY)
+    assert db.session.scalars(sa.select(CheckIn.staff_id)).all() == [staff_id, staff_id]
+
+
+def scan_by_token(app, token: str, payload: str):
+    db.session.commit()  # a scanner app's request: no transaction open before the scan
+    return app.test_client().post(API, json={"payload": payload}, headers={"Authorization": f"Bearer {token}"})
+
+
+@pytest.mark.parametrize("stop", ["revoked", "expired", "demoted", "disabled", "bulk_demoted"])
+def test_the_scan_statement_refuses_a_token_that_stopped_and_records_nothing(app, customer, staff, stop):
+    """What staff_id_for_token refuses, the statement refuses too, at once: nothing is cached on
+    this path, so even a bulk UPDATE counts from its commit."""
+    first, second = (ticket_payload(t) for t in tickets_of(customer, 2))
+    _, token = create_scanner_token(db.session, staff, name="Gate", now=datetime.now(UTC), valid_days=1, max_tokens=1)
+    assert scan_by_token(app, token, first).json["verdict"] == VALID
+    if stop == "revoked":
+        db.session.execute(sa.update(ScannerToken).values(revoked_at=datetime.now(UTC)))
+    elif stop == "expired":
+        db.session.execute(sa.update(ScannerToken).values(expires_at=datetime.now(UTC)))
+    elif stop == "demoted":
+        db.session.execute(sa.update(User).where(User.role == "staff").values(role="customer"))
+    elif stop == "disabled":
+        db.session.execute(sa.update(User).where(User.role == "staff").values(disabled_at=datetime.now(UTC)))
+    else:
+        db.session.execute(sa.text("UPDATE users SET role = 'customer' WHERE role = 'staff'"))
+    refused = scan_by_token(app, token, second)
+    assert refused.status_code == 401 and refused.json["error"] == "invalid_token"
+    assert db.session.scalar(sa.select(sa.func.count(CheckIn.id))) == 1
+    assert db.session.scalar(sa.select(sa.func.count(Ticket.id)).where(Ticket.checked_in_at.is_not(None))) == 1
+    assert db.session.scalar(sa.select(sa.func.count(AuditEvent.id)).where(AuditEvent.type == "check_in")) == 1
+
+
+def test_the_scan_statement_records_refusals_for_the_tokens_owner(app, customer, staff):
+    ticket, = tickets_of(customer)
+    payload, staff_id = ticket_payload(ticket), staff.id
+    _, token = create_scanner_token(db.session, staff, name="Gate", now=datetime.now(UTC), valid_days=1, max_tokens=1)
+    assert scan_by_token(app, token, payload).json["verdict"] == VALID
+    again = scan_by_token(app, token, payload).json
+    assert again["verdict"] == "ALREADY_USED" and again["checked_in_by"] == "Sam Steward"
+    assert scan_by_token(app, token, "G1" + "A" * 141).json["verdict"] == "MALFORMED"  # the cached check
+    assert scan_by_token(app, "gchs_" + "x" * 43, payload).status_code == 401
+    scans = db.session.execute(sa.select(CheckIn.verdict, CheckIn.staff_id).order_by(CheckIn.id)).all()
+    assert [tuple(s) for s in scans] == [(VALID, staff_id), ("ALREADY_USED", staff_id), ("MALFORMED", staff_id)]
+
+
+@pytest.mark.app_config(STATS_CHECK_IN_DELAY_SECONDS=1.0)
+def test_check_ins_replace_the_statistics_version_together_a_moment_later_and_sales_at_once(
+        app, customer, staff, monkeypatch):
+    """STATS_CHECK_IN_DELAY_SECONDS: valid scans ask for a version bump that a background thread
+    makes a moment later, one for all the scans of that moment; a sale still bumps at once."""
+    from app.admin import dashboard
+
+    payloads = [ticket_payload(t) for t in tickets_of(customer, 6)]
+    _, token = create_scanner_token(db.session, staff, name="Gate", now=datetime.now(UTC), valid_days=1, max_tokens=1)
+    bumps = []
+    real_bump = dashboard.bump_stats_version
+    monkeypatch.setattr(dashboard, "bump_stats_version", lambda c: (bumps.append(1), real_bump(c))[1])
     before = stats_version(cache)
-    with WireTrace(db.engine).recording() as wire:
-        assert device.post(API, json={"payload": second}, headers=headers).json["verdict"] == VALID
-    assert wire.sql() == ["WITH"] and wire.round_trips() == 1, wire.messages()
-    assert stats_version(cache) != before
+    assert scan_by_token(app, token, payloads[0]).json["verdict"] == VALID
+    assert bumps == [] and stats_version(cache) == before  # not in the scan's request
+    for payload in payloads[1:]:
+        assert scan_by_token(app, token, payload).json["verdict"] == VALID
+    assert wait_for(lambda: stats_version(cache) != before)
+    assert wait_for(lambda: not app.extensions["guichet_stats_bump_soon"]._pending.is_set())
+    assert 1 <= len(bumps) < len(payloads)
+
+    before = stats_version(cache)
+    make_paid_order(customer, (OfferFactory(), 1))  # a sale: the version changes with its commit
+    assert stats_version(cache) != before and len(bumps) > 1
+
+
+def wait_for(condition, seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return False
 
 
 def test_a_replaced_code_never_takes_the_ticket(app, customer, staff):

@@ -224,11 +224,11 @@ def test_losing_the_race_to_another_gate_gives_already_used(duo_ticket, staff, m
     real_take = checkin._take_ticket
     calls = []
 
-    def someone_else_checks_in_first(session, ticket_id, **kwargs):
-        session.execute(sa.update(Ticket).where(Ticket.id == ticket_id)
+    def someone_else_checks_in_first(session, parsed, **kwargs):
+        session.execute(sa.update(Ticket).where(Ticket.id == parsed.ticket_id)
                         .values(checked_in_at=NOW - timedelta(seconds=1), checked_in_by_id=other.id))
-        calls.append(ticket_id)
-        return real_take(session, ticket_id, **kwargs)
+        calls.append(parsed.ticket_id)
+        return real_take(session, parsed, **kwargs)
 
     monkeypatch.setattr(checkin, "_take_ticket", someone_else_checks_in_first)
     result = scan(payload_of(duo_ticket), staff.id)
@@ -270,8 +270,9 @@ def test_the_check_in_audit_event(duo_ticket, staff):
 
 def test_a_valid_scan_is_one_commit_after_one_statement_on_postgresql_three_elsewhere(duo_ticket, staff):
     """The conditional UPDATE … RETURNING reads what the answer needs: no SELECT before it. On
-    PostgreSQL it also writes the audit event and the scan record (a data-modifying WITH), and the
-    session's commit sends nothing in autocommit (tests/functional/test_checkin_roundtrips.py)."""
+    PostgreSQL it also writes the audit event and the scan record (a data-modifying WITH), run by
+    psycopg itself, unseen by SQLAlchemy's statement events; the session's commit sends nothing in
+    autocommit. Both are checked on the wire in tests/functional/test_checkin_roundtrips.py."""
     payload, staff_id = payload_of(duo_ticket), staff.id
     statements, commits = [], []
 
@@ -290,7 +291,7 @@ def test_a_valid_scan_is_one_commit_after_one_statement_on_postgresql_three_else
         sa.event.remove(db.engine, "commit", on_commit)
     assert result.verdict == VALID and result.event_title == "Swimming — Finals"
     assert result.event_starts_at == NOW + timedelta(days=10)
-    expected = ["WITH"] if db.engine.dialect.name == "postgresql" else ["UPDATE", "INSERT", "INSERT"]
+    expected = [] if db.engine.dialect.name == "postgresql" else ["UPDATE", "INSERT", "INSERT"]
     assert statements == expected and commits == [1]
     audit = db.session.scalars(sa.select(AuditEvent)).one()
     assert (audit.type, audit.actor_id, audit.details["ticket_id"]) == ("check_in", staff_id, duo_ticket.id)
@@ -324,3 +325,18 @@ def test_simultaneous_scans_of_one_ticket_admit_exactly_once(app, duo_ticket, st
     db.session.expire_all()
     assert db.session.scalar(sa.select(sa.func.count(CheckIn.id))) == threads_count
     assert db.session.scalar(sa.select(sa.func.count(AuditEvent.id)).where(AuditEvent.type == "check_in")) == 1
+
+
+@pytest.mark.parametrize("name", ["_TAKE_AND_RECORD", "_TAKE_AND_RECORD_BY_TOKEN"])
+def test_the_driver_statements_need_no_bind_conversion(name):
+    """psycopg runs the PostgreSQL check-in statements with their parameters as given: none may
+    depend on a SQLAlchemy bind processor (e.g. the models' UTCDateTime), and none may carry an
+    IN list expanded at each execution."""
+    from sqlalchemy.dialects.postgresql import psycopg
+
+    statement = getattr(checkin, name)
+    compiled = statement.statement.compile(dialect=psycopg.dialect())
+    assert compiled._bind_processors == {}
+    assert "POSTCOMPILE" not in compiled.string
+    sql, defaults = statement.compiled(psycopg.dialect())
+    assert sql.startswith("WITH ") and set(defaults.values()) >= {"check_in", "VALID"}
