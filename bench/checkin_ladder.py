@@ -61,7 +61,11 @@ def run_rung(server: common.Server, token: str, payloads: list[str], *, duration
     return figures
 
 
-def measure(*, duration: int = 15, connections: int = 16) -> dict:
+ALL_RUNGS = (*RUNGS, "app")
+SHARED_BATCH = ("flask", "write")  # they use no ticket up
+
+
+def measure(*, duration: int = 15, connections: int = 16, rungs: tuple[str, ...] = ALL_RUNGS) -> dict:
     steward = checkin.staff_account(1)
     env = {"LADDER_STAFF_ID": str(steward_id(steward["email"]))}
     per_rung = max(10_000, duration * 1200)  # distinct tickets per rung: more than one can scan
@@ -69,20 +73,23 @@ def measure(*, duration: int = 15, connections: int = 16) -> dict:
     try:
         with common.running_server() as app_server:  # the steward's token, made as a gate app would
             token = asyncio.run(checkin.scanner_token(app_server.url, steward))
-        # "flask" and "write" use no ticket up: they share the first batch
-        payloads = checkin.payloads_for_unused_tickets(per_rung * len(RUNGS))
-        batches = [payloads[i * per_rung:(i + 1) * per_rung] for i in range(len(RUNGS))]
-        if len(batches[-1]) < per_rung:
-            raise SystemExit(f"ladder: fewer than {per_rung * len(batches)} unused tickets left; "
+        using = [name for name in rungs if name not in SHARED_BATCH]
+        payloads = checkin.payloads_for_unused_tickets(per_rung * max(1, len(using)))
+        if len(payloads) < per_rung * max(1, len(using)):
+            raise SystemExit(f"ladder: fewer than {per_rung * max(1, len(using))} unused tickets left; "
                              "re-seed (bench/seed.py)")
-        for name, batch in zip(RUNGS, [batches[0], *batches], strict=False):
-            with common.running_server(env={**env, "LADDER_RUNG": name}, app_spec="bench.ladder_app:app") as server:
+        batches = {name: payloads[i * per_rung:(i + 1) * per_rung] for i, name in enumerate(using)}
+        for name in rungs:
+            batch = batches.get(name, payloads[:per_rung])
+            if name == "app":
+                server_context = common.running_server()
+            else:
+                server_context = common.running_server(env={**env, "LADDER_RUNG": name},
+                                                       app_spec="bench.ladder_app:app")
+            with server_context as server:
                 figures.update(run_rung(server, token, batch, duration=duration, connections=connections,
                                         name=name))
-        with common.running_server() as server:
-            figures.update(run_rung(server, token, batches[-1], duration=duration, connections=connections,
-                                    name="app"))
-            figures["ladder_workers"] = server.model.label
+                figures["ladder_workers"] = server.model.label
     finally:
         checkin.revoke_bench_tokens(checkin.TOKEN_NAME)
     return figures
@@ -92,11 +99,19 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--rungs", default=",".join(ALL_RUNGS),
+                        help="a comma-separated subset, e.g. 'app' to compare two snapshots (BENCH_SOURCE); "
+                             "a subset is printed, not recorded")
     args = parser.parse_args(argv)
+    rungs = tuple(name.strip() for name in args.rungs.split(",") if name.strip())
+    unknown = set(rungs) - set(ALL_RUNGS)
+    if unknown or not rungs:
+        parser.error(f"--rungs: choose among {', '.join(ALL_RUNGS)}")
     common.flush_redis()
-    figures = measure(duration=args.duration, connections=args.connections)
+    figures = measure(duration=args.duration, connections=args.connections, rungs=rungs)
     common.print_figures(f"check-in ladder (wrk -t2 -c{args.connections} -d{args.duration}s per rung)", figures)
-    common.record("ladder", figures)
+    if rungs == ALL_RUNGS:
+        common.record("ladder", figures)
     return figures
 
 

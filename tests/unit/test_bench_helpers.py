@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from bench import checkin, common, nginx, report
 from bench.browser import csrf_token, parse_forms
 
@@ -71,3 +73,10 @@ def test_report_gives_each_check_in_ladder_rung_its_line():
         label for _, label in report.LADDER_RUNGS]
     assert "| 1,688, 8.84 ms, 23 ms; 0.73 / 0.19 ms | 2.0 2.0 2.0 |" in rows[1]
     assert "| — |" in rows[0]  # a rung not measured yet
+
+
+def test_check_in_ladder_refuses_an_unknown_rung():
+    from bench import checkin_ladder
+
+    with pytest.raises(SystemExit):
+        checkin_ladder.main(["--rungs", "app,everything"])
