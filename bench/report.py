@@ -41,7 +41,7 @@ SYMBOL = {operator.ge: "≥", operator.le: "≤", operator.eq: "="}
 LADDER_RUNGS = (
     ("flask", "bare Flask, JSON in and out"),
     ("write", "+ one committed write"),
-    ("minimal", "the least a valid scan needs, hand-written (one raw statement, no ORM, no Redis)"),
+    ("minimal", "beside the ladder, the least a valid scan needs (one hand-written statement, no ORM, no Redis)"),
     ("check_in", "+ the real check-in service"),
     ("services", "+ the bearer token and the shared stats bump"),
     ("app", "the real endpoint"),
