@@ -9,9 +9,11 @@ real check-in to a bare Flask app, so the rungs show what each layer costs under
                             the signature checked, then one hand-written statement (psycopg,
                             autocommit, prepared) that checks the bearer token and its owner, the
                             double-key digest, checks the ticket in and writes the audit event
-                            and the scan record; no ORM, no Redis, no statistics bump
-    LADDER_RUNG=check_in    + the real `check_in` service through SQLAlchemy instead of that write:
-                            signature, digest, the one statement with audit event and scan record
+                            and the scan record; no ORM, no Redis, no statistics bump (nor the
+                            token's last use, which the app writes once per 10 minutes)
+    LADDER_RUNG=check_in    + the real `check_in` service instead of that write, for a fixed
+                            steward: signature, digest, the one statement with audit event and
+                            scan record, through the SQLAlchemy session
     LADDER_RUNG=services    + the bearer token, as the API view calls the services: checked in
                             the same statement (`check_in_by_token`), and the statistics
                             version bump shared by the scans of STATS_CHECK_IN_DELAY_SECONDS
