@@ -26,3 +26,13 @@ def wait_for_mail(outbox, n: int, timeout: float = 10.0):
         time.sleep(0.05)
     assert len(outbox) >= n, "the email was not sent"
     return outbox[n - 1]
+
+
+def wait_for(condition, seconds: float = 5.0) -> bool:
+    """Whether `condition()` became true within `seconds` (work done by a background thread)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.005)
+    return bool(condition())

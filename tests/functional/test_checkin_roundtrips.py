@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import re
 import tempfile
-import time
 from datetime import UTC, datetime
 
 import pytest
@@ -27,6 +26,7 @@ from app.services.stats import stats_version
 from app.services.tickets import rotate_user_key
 from app.tickets.documents import ticket_payload
 from app.tickets.keys import public_key
+from tests.checkers import wait_for
 from tests.conftest import TEST_DATABASE_URL
 from tests.factories import OfferFactory, UserFactory, make_paid_order
 
@@ -215,15 +215,6 @@ def test_check_ins_replace_the_statistics_version_together_a_moment_later_and_sa
     before = stats_version(cache)
     make_paid_order(customer, (OfferFactory(), 1))  # a sale: the version changes with its commit
     assert stats_version(cache) != before and len(bumps) > 1
-
-
-def wait_for(condition, seconds: float = 5.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def test_a_replaced_code_never_takes_the_ticket(app, customer, staff):

@@ -5,15 +5,7 @@ import threading
 import time
 
 from app.coalescer import Coalescer
-
-
-def wait_for(condition, seconds: float = 5.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.005)
-    return condition()
+from tests.checkers import wait_for
 
 
 def test_without_a_delay_the_action_runs_at_once_in_the_caller():
