@@ -138,7 +138,7 @@ def staff_id_for_token(session: Session, token: str | None, *, now: datetime, ca
     if state["expires_at"] <= now:
         return None
     if state["last_used_at"] is None or now - state["last_used_at"] >= TOUCH_EVERY:
-        session.execute(_TOUCH, {"token_id": state["token_id"], "now": now})
+        session.execute(_TOUCH, {"token_id": state["token_id"], "now": now, "stale_before": now - TOUCH_EVERY})
         session.commit()
         state = {**state, "last_used_at": now}
         fresh = True
@@ -177,8 +177,8 @@ def touch_statement(token_id, now, stale_before) -> sa.Update:
 
 
 _USABLE_TOKEN = usable_token_query(sa.bindparam("now", type_=_tokens.c.expires_at.type))
-_TOUCH = (sa.update(_tokens).where(_tokens.c.id == sa.bindparam("token_id"))
-          .values(last_used_at=sa.bindparam("now", type_=_tokens.c.last_used_at.type)))
+_TOUCH = touch_statement(sa.bindparam("token_id"), sa.bindparam("now", type_=_tokens.c.last_used_at.type),
+                         sa.bindparam("stale_before", type_=_tokens.c.last_used_at.type))
 
 
 def _usable_token_state(session: Session, token_hash: str, now: datetime) -> dict | None:
