@@ -291,14 +291,41 @@ def measure_behind_nginx(model: common.WorkerModel, buyers: int, seats: int) -> 
     return prefixed
 
 
+def measure_minimal(model: common.WorkerModel, buyers: int, seats: int, solo: int) -> dict:
+    """The same rush against bench/minimal_shop.py (the least a purchase can cost on this stack);
+    keys prefixed with minimal_. `minimal_rush_server_ceiling_orders_per_minute` is the most
+    orders two cores could complete if the load generator cost nothing: only the server's,
+    PostgreSQL's and the email worker's CPU per order."""
+    with common.running_server(model, app_spec="bench.minimal_shop:app") as server:
+        figures = measure(server.url, buyers, seats, label="minimal", server_pids=tuple(server.worker_pids()),
+                          solo=solo)
+    prefixed = {key.replace("rush_", "minimal_rush_", 1) if key.startswith("rush_") else f"minimal_{key}": value
+                for key, value in figures.items()}
+    cpu, orders = figures["rush_cpu_s"], figures["orders_completed"]
+    if orders:
+        server_side = (cpu["app"] + cpu["postgres"] + cpu["email_worker"]) * 1000 / orders
+        prefixed["minimal_rush_server_cpu_ms_per_order"] = round(server_side, 1)
+        prefixed["minimal_rush_client_cpu_ms_per_order"] = round(cpu["client"] * 1000 / orders, 1)
+        prefixed["minimal_rush_server_ceiling_orders_per_minute"] = round(
+            common.machine()["cores"] * 60_000 / server_side)
+    return prefixed
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--buyers", type=int, default=600)
     parser.add_argument("--seats", type=int, default=500)
     parser.add_argument("--nginx", action="store_true", help="two gunicorn instances behind nginx")
     parser.add_argument("--solo", type=int, default=30, help="buyers timed alone first (0: none)")
+    parser.add_argument("--minimal", action="store_true",
+                        help="against bench/minimal_shop.py: the least a purchase can cost on this stack")
     args = parser.parse_args(argv)
     common.flush_redis()
+    if args.minimal:
+        figures = measure_minimal(common.DEFAULT_MODEL, args.buyers, args.seats, args.solo)
+        common.print_figures(f"rush on the minimal shop ({args.buyers} buyers, {args.seats} seats)", figures)
+        common.record("minimal_rush", figures)
+        return figures
     if args.nginx:
         figures = measure_behind_nginx(common.DEFAULT_MODEL, args.buyers, args.seats)
         common.print_figures(f"rush behind nginx ({args.buyers} buyers, {args.seats} seats)", figures)
