@@ -62,6 +62,12 @@ DETAILS = [
      "/healthz"), "ms", "floor"),
     ("rush_ceiling_orders_per_minute", ("floor: most orders/min 2 cores allow (8 × floor + load generator + "
      "PostgreSQL per order)"), "", "floor"),
+    ("minimal_orders_per_minute", ("minimal shop (`rush.py --minimal`, the least a purchase can cost here), same rush: "
+     "orders/min, oversell / 5xx"), "", "minimal_rush"),
+    ("minimal_rush_cpu_s", ("minimal shop: CPU per paid order, gunicorn / PostgreSQL / load generator / email worker"),
+     "ms", "minimal_rush"),
+    ("minimal_rush_server_ceiling_orders_per_minute", ("minimal shop: most orders/min 2 cores allow with a load "
+     "generator that cost nothing (server, PostgreSQL and email worker CPU per order)"), "", "minimal_rush"),
     ("nginx_orders_per_minute", "nginx + 2 instances: orders per minute", "", "nginx_rush"),
     ("nginx_oversell", "nginx + 2 instances: oversell / 5xx", "", "nginx_rush"),
     ("nginx_rush_purchase_p50_ms", "nginx + 2 instances: whole purchase p50 during the rush", "ms", "nginx_rush"),
@@ -115,6 +121,15 @@ def detail_value(key: str, unit: str, results: dict) -> str:
         "rush_ceiling_orders_per_minute": lambda: (f"{fmt(r('rush_ceiling_orders_per_minute'))} "
                                                    f"({fmt(r('floor_app_cpu_ms_per_order'))} + "
                                                    f"{fmt(r('rush_others_cpu_ms_per_order'))} ms per order)"),
+        "minimal_orders_per_minute": lambda: (f"{fmt(r('minimal_orders_per_minute'))}, "
+                                              f"{fmt(r('minimal_oversell'))} / {fmt(r('minimal_errors_5xx'))}"),
+        "minimal_rush_cpu_s": lambda: " / ".join(
+            fmt(round(r("minimal_rush_cpu_s")[part] * 1000 / r("minimal_orders_completed"), 1))
+            for part in ("app", "postgres", "client", "email_worker")) + " ms"
+        if r("minimal_rush_cpu_s") and r("minimal_orders_completed") else "—",
+        "minimal_rush_server_ceiling_orders_per_minute": lambda: (
+            f"{fmt(r('minimal_rush_server_ceiling_orders_per_minute'))} "
+            f"({fmt(r('minimal_rush_server_cpu_ms_per_order'))} ms per order)"),
         "rush_purchase_p50_ms": lambda: f"{fmt(r('rush_purchase_p50_ms'))} / {fmt(r('rush_purchase_p99_ms'))} ms",
         "nginx_oversell": lambda: f"{fmt(r('nginx_oversell'))} / {fmt(r('nginx_errors_5xx'))}; sessions valid on "
                                   f"each instance: {', '.join((r('nginx_rush_sessions_valid_on_each_instance') or {}).values()) or '—'}",
