@@ -4,7 +4,9 @@ commits, Redis commands and CPU time, counted in-process with the production con
     .venv/bin/python bench/roundtrips.py [--buyers 30]
 
 Each buyer (a fresh verified customer) logs in and runs the rush's steps through Flask's test
-client (CSRF on, tokens read from the forms, redirects followed). CPU is `time.process_time()`
+client (CSRF on, tokens read from the forms, redirects followed). `--minimal` runs the same
+buyers' steps on the minimal shop (bench/minimal_shop.py) instead: its statements are counted at
+psycopg, the app's at SQLAlchemy. CPU is `time.process_time()`
 of this process around each step, so it covers the app only (not PostgreSQL or Redis). Counts
 are per step, median over the buyers (rounded); also the catalogue pages and the check-in API.
 """
@@ -32,11 +34,15 @@ class Counter:
         self.sql = self.commits = self.redis = 0
 
     def install(self, engine) -> None:
-        import redis
         import sqlalchemy as sa
 
         sa.event.listen(engine, "before_cursor_execute", lambda *a, **k: self._sql())
         sa.event.listen(engine, "commit", lambda *a: self._commit())
+        self.install_redis()
+
+    def install_redis(self) -> None:
+        import redis
+
         original = redis.Redis.execute_command
 
         def counted(client, *args, **kwargs):
@@ -53,6 +59,26 @@ class Counter:
 
     def snapshot(self) -> tuple:
         return self.sql, self.commits, self.redis, time.process_time()
+
+
+def make_minimal_shop():
+    """bench/minimal_shop.py with the bench's settings; statements counted at psycopg."""
+    import psycopg
+
+    common.use_app()
+    os.environ.update({k: v for k, v in common.server_env().items() if k in SERVER_ENV})
+    from bench import minimal_shop
+
+    counter = Counter()
+    counter.install_redis()
+    original = psycopg.Connection.execute
+
+    def counted(conn, *args, **kwargs):
+        counter._sql()
+        return original(conn, *args, **kwargs)
+
+    psycopg.Connection.execute = counted
+    return minimal_shop.app, counter
 
 
 def make_app():
@@ -92,7 +118,7 @@ def form(response, action_contains: str, **fields) -> tuple[str, dict]:
     raise LookupError(f"no form {action_contains!r}")
 
 
-def buyer_flow(step: Step, email: str, event: dict) -> None:
+def buyer_flow(step: Step, email: str, event: dict, *, events_list: bool = True) -> None:
     page = step("login page", "GET", "/auth/login")
     action, data = form(page, "/auth/login", email=email, password=common.PASSWORD)
     step("login (bcrypt cost 4)", "POST", action, data)
@@ -106,7 +132,8 @@ def buyer_flow(step: Step, email: str, event: dict) -> None:
     action, data = form(page, "/pay", number=rush.SUCCESS_CARD, exp_month=f"{now.month:02d}",
                         exp_year=str(now.year + 2), cvv="123", holder="Rush Buyer")
     step("pay (+ order page)", "POST", action, data)
-    step("events list", "GET", "/events/")
+    if events_list:  # the minimal shop has no list page
+        step("events list", "GET", "/events/")
 
 
 def staff_login(step: Step, account: dict) -> None:
@@ -152,28 +179,31 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--buyers", type=int, default=30)
     parser.add_argument("--no-staff", action="store_true", help="skip the check-in and admin requests")
+    parser.add_argument("--minimal", action="store_true", help="the buyers' steps on bench/minimal_shop.py")
     args = parser.parse_args(argv)
-    app, counter = make_app()
+    app, counter = make_minimal_shop() if args.minimal else make_app()
     event = rush.create_rush_event(args.buyers * 2, "roundtrips")
     emails = rush.create_buyers(args.buyers, "roundtrips")
     costs: dict[str, list] = {}
     for email in emails:
         client = app.test_client()
         step = Step(client, counter)
-        buyer_flow(step, email, event)
+        buyer_flow(step, email, event, events_list=not args.minimal)
         for name, values in step.costs.items():
             costs.setdefault(name, []).extend(values)
-    if not args.no_staff:
+    if not (args.no_staff or args.minimal):
         for name, values in staff_flows(app, counter, 30).items():
             costs.setdefault(name, []).extend(values)
-    print(f"\nper request, median of {args.buyers} buyers (app CPU in-process; loadavg {common.loadavg()})")
+    shop = "the minimal shop" if args.minimal else "the app"
+    print(f"\nper request on {shop}, median of {args.buyers} buyers (CPU in-process; loadavg {common.loadavg()})")
     print(f"{'step':32s} {'SQL':>5s} {'commits':>8s} {'Redis':>6s} {'CPU ms':>7s}")
     figures = {}
     for name, values in costs.items():
         med = [statistics.median(v[i] for v in values) for i in range(4)]
         print(f"{name:32s} {med[0]:5.0f} {med[1]:8.0f} {med[2]:6.0f} {med[3]:7.1f}")
         figures[name] = {"sql": med[0], "commits": med[1], "redis": med[2], "cpu_ms": round(med[3], 1)}
-    common.record("roundtrips", {"roundtrips_per_step": figures})
+    common.record("minimal_roundtrips" if args.minimal else "roundtrips",
+                  {f"{'minimal_' if args.minimal else ''}roundtrips_per_step": figures})
     return figures
 
 
