@@ -1,12 +1,14 @@
 """Independent checkers shared by the tests: tools that are not the code under test."""
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import time
 from datetime import UTC, datetime
 
 import pytest
+import sqlalchemy as sa
 
 
 def oathtool(secret: str, when: datetime) -> str:
@@ -36,3 +38,23 @@ def wait_for(condition, seconds: float = 5.0) -> bool:
             return True
         time.sleep(0.005)
     return bool(condition())
+
+
+@contextlib.contextmanager
+def sql_statements(engine):
+    """Every statement `engine` sends inside the block, in order, with "COMMIT" where it commits."""
+    seen: list[str] = []
+
+    def on_statement(_conn, _cursor, statement, *_args):
+        seen.append(statement)
+
+    def on_commit(_conn):
+        seen.append("COMMIT")
+
+    sa.event.listen(engine, "before_cursor_execute", on_statement)
+    sa.event.listen(engine, "commit", on_commit)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", on_statement)
+        sa.event.remove(engine, "commit", on_commit)

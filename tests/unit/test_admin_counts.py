@@ -3,12 +3,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import sqlalchemy as sa
-
 from app.extensions import db
 from app.models import Person
 from app.services import invitations, people, users_admin
 from app.services.admin_counts import account_counts
+from tests.checkers import sql_statements
 from tests.factories import InvitationFactory, UserFactory
 
 NOW = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
@@ -34,17 +33,9 @@ def counts_from_the_services(now: datetime) -> dict:
 
 
 def statements_of(call) -> tuple[list[str], object]:
-    seen = []
-
-    def record(_conn, _cursor, statement, *_args):
-        seen.append(statement)
-
-    sa.event.listen(db.engine, "before_cursor_execute", record)
-    try:
+    with sql_statements(db.engine) as seen:
         result = call()
-    finally:
-        sa.event.remove(db.engine, "before_cursor_execute", record)
-    return seen, result
+    return [statement for statement in seen if statement != "COMMIT"], result
 
 
 def test_no_one_yet_is_all_zeros(app):

@@ -36,6 +36,7 @@ from app.services.tickets import (
     tickets_to_reissue,
 )
 from app.tickets.keys import SigningKeyMissing, ticket_keys
+from tests.checkers import sql_statements
 from tests.factories import OfferFactory, UserFactory, make_paid_order
 
 NOW = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
@@ -210,17 +211,9 @@ class CountingCache(dict):
 
 
 def statements_during(action) -> list[str]:
-    seen = []
-
-    def on_statement(_conn, _cursor, statement, *_args):
-        seen.append(statement.split()[0].upper())
-
-    sa.event.listen(db.engine, "before_cursor_execute", on_statement)
-    try:
+    with sql_statements(db.engine) as seen:
         action()
-    finally:
-        sa.event.remove(db.engine, "before_cursor_execute", on_statement)
-    return seen
+    return [statement.split()[0].upper() for statement in seen if statement != "COMMIT"]
 
 
 def test_a_cached_token_needs_no_query_and_is_touched_every_ten_minutes(staff):
