@@ -7,8 +7,11 @@ in ascending id order, so concurrent buyers can neither oversell nor deadlock:
 
 The per-account limit (tickets per event) is counted while the buyer is serialised: on
 PostgreSQL by a row lock on the user (SELECT … FOR UPDATE, taken before any event row); on
-SQLite by the database write lock, which the first seat UPDATE takes and which is held until
-commit, so the count that follows sees every order committed before.
+SQLite by the database write lock, which a no-op UPDATE of the user takes and which is held
+until commit, so the count that follows sees every order committed before.
+
+The event rows come last, just before the commit: every buyer of an event waits for its row,
+so it is held for one statement and the commit, not for the order's inserts as well.
 """
 from __future__ import annotations
 
@@ -184,9 +187,6 @@ def _place(session: Session, *, user: User, items: Mapping[int, int], expected_t
     events = {offer.event_id: offer.event for offer in offers.values()}
 
     _serialise_buyer(session, user.id)
-    for event_id in sorted(seats):
-        if not take_seats(session, event_id, seats[event_id]):
-            raise Conflict("sold_out", event=events[event_id].title, event_ids=[event_id])
     held = _tickets_held(session, user.id, list(tickets))
     for event_id in sorted(tickets):
         already = held.get(event_id, 0)
@@ -202,6 +202,9 @@ def _place(session: Session, *, user: User, items: Mapping[int, int], expected_t
                                      persons=offer.persons, unit_price_cents=offer.price_cents))
     session.add(order)
     session.execute(sa.delete(CartItem).where(CartItem.user_id == user.id, CartItem.offer_id.in_(list(items))))
+    for event_id in sorted(seats):  # last (module doc): a sold-out event rolls all of the above back
+        if not take_seats(session, event_id, seats[event_id]):
+            raise Conflict("sold_out", event=events[event_id].title, event_ids=[event_id])
     mark_catalogue_changed(session)
     session.commit()
     return order
@@ -209,7 +212,10 @@ def _place(session: Session, *, user: User, items: Mapping[int, int], expected_t
 
 def _serialise_buyer(session: Session, user_id: int) -> None:
     """One placement at a time per account, so the ticket limit cannot be raced (see module doc)."""
-    if session.connection().dialect.name != "sqlite":
+    if session.connection().dialect.name == "sqlite":  # the write lock, held to the commit
+        table = User.__table__
+        session.execute(sa.update(table).where(table.c.id == user_id).values(id=table.c.id))
+    else:
         session.execute(sa.select(User.id).where(User.id == user_id).with_for_update())
 
 

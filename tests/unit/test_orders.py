@@ -12,6 +12,7 @@ from app.services import checkout, orders
 from app.services.codes import ORDER_CODE_RE
 from app.services.errors import Conflict, DomainError, Forbidden
 from app.services.payments import CardDetails, MockProvider
+from tests.checkers import sql_statements
 from tests.shop import customer, make_event, offer_of, seats_taken
 
 HOLD = 15
@@ -203,6 +204,18 @@ def test_paid_orders_never_expire(app):
     pay(order, MockProvider(), at=t0)
     assert orders.expire_stale_orders(db.session, now=t0 + timedelta(days=1)) == 0
     assert seats_taken(event.id) == 2
+
+
+def test_the_event_row_is_taken_last_just_before_the_commit(app):
+    """Every buyer of an event waits for its row: it is held for one statement and the commit."""
+    event = make_event(capacity=20)
+    user, solo = customer(), offer_of(event, "solo")
+    with sql_statements(db.engine) as seen:
+        order = place(user, {solo: 2})
+    taken = [i for i, statement in enumerate(seen) if statement.lstrip().upper().startswith("UPDATE EVENTS")]
+    assert len(taken) == 1 and seen[taken[0] + 1] == "COMMIT"
+    assert [s for s in seen[:taken[0]] if s.lstrip().upper().startswith("INSERT INTO ORDERS")]
+    assert order.status == "pending" and seats_taken(event.id) == 2
 
 
 # --------------------------------------------------------------------------- payment
