@@ -20,7 +20,11 @@ def _signed_in_user_id() -> int | None:
 def cart_items() -> dict[int, int]:
     user_id = _signed_in_user_id()
     if user_id is not None:
-        return cart_service.load_user_cart(db.session, user_id)
+        items = cart_service.load_user_cart(db.session, user_id)
+        # The navbar's count from the same rows, instead of a query of its own. Whatever changes
+        # the cart afterwards forgets it (save_cart_items; the order views after placing).
+        g.cart_count = sum(items.values())
+        return items
     return cart_service.parse_session_cart(session.get(SESSION_KEY))
 
 

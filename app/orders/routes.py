@@ -3,7 +3,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 
 from app.access import CUSTOMER, allow
@@ -68,6 +77,7 @@ def place_order():
             expected_total_cents=form.expected_total_cents.data, now=_now(),
             hold_minutes=current_app.config["ORDER_HOLD_MINUTES"],
             max_tickets_per_event=current_app.config["MAX_TICKETS_PER_EVENT"])
+        g.pop("cart_count", None)  # the order took the cart's lines
     except DomainError as error:
         flash(message_for(error.code, **error.params), "danger")
         return redirect(url_for("cart.view_cart" if error.code == "cart_empty" else "cart.checkout"), 303)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 
 from app.models import Order, OrderStatus, Payment
 from app.services import audit, email_jobs
@@ -45,12 +45,28 @@ def pay_order(session: Session, order: Order, card: CardDetails, *, provider: Pa
     if not order.is_pending:
         raise Conflict("order_not_payable")
     key, amount, currency = order.idempotency_key, order.total_cents, order.currency
-    session.commit()  # no transaction stays open while the provider answers
+    _commit_keeping_loaded(session)  # no transaction stays open while the provider answers
     result = provider.charge(amount_cents=amount, currency=currency, card=card, idempotency_key=key)
     if result.ok:
         return _record_success(session, order, result, now=now, ip_address=ip_address, provider=provider)
     _record_failure(session, order, result, key=key, now=now)
     raise PaymentDeclined(result.error_code if result.error_code in KNOWN_DECLINES else "payment_failed")
+
+
+def _commit_keeping_loaded(session: Session) -> None:
+    """Commit without expiring what the session has loaded.
+
+    The order and its lines, read just before, are what the rest of the payment uses; the one
+    thing that can change meanwhile, the status, is re-checked by the conditional UPDATE that
+    records the charge. Expiring them would reload the order, its lines and its payments (three
+    statements) on every payment.
+    """
+    real = session.registry() if isinstance(session, scoped_session) else session
+    kept, real.expire_on_commit = real.expire_on_commit, False
+    try:
+        real.commit()
+    finally:
+        real.expire_on_commit = kept
 
 
 def _payment_row(order_id: int, result: ChargeResult, now: datetime, **extra) -> Payment:

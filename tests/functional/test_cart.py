@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.models import CartItem, Order
+from tests.checkers import sql_statements
 from tests.shop import (
     add_to_cart,
     customer,
@@ -182,6 +183,18 @@ def test_the_account_cart_survives_logout_and_login(client, auth):
     assert "Cart (2)" not in cart_page(client)
     login(auth, client, user)
     assert "Cart (2)" in cart_page(client)
+
+
+def test_pages_that_show_the_cart_count_it_from_the_rows_they_read(client, auth):
+    event = make_event()
+    login(auth, client, customer())
+    add_to_cart(client, offer_of(event, "family"), 2)
+    add_to_cart(client, offer_of(event, "solo"), 1)
+    for path in ("/cart/", "/cart/checkout"):
+        with sql_statements(db.engine) as seen:
+            page = client.get(path)
+        assert page.status_code == 200 and "Cart (3)" in text(page)
+        assert not [statement for statement in seen if "sum(cart_items.quantity)" in statement]
 
 
 def test_checkout_asks_visitors_to_log_in_first(client):

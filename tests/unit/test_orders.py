@@ -1,6 +1,7 @@
 """Order services without HTTP: placing (seats, total, limit, codes), expiry, payment, cancellation."""
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -235,6 +236,20 @@ def test_successful_payment_marks_paid_issues_tickets_and_audits(app):
     audit = db.session.scalar(sa.select(AuditEvent).where(AuditEvent.type == "order_paid"))
     assert audit.subject_user_id == user.id and audit.details["order"] == order.code
     assert provider.charge_count == 1
+
+
+def test_paying_reads_the_order_once(app):
+    """The read transaction ends before the charge without expiring the order the view loaded:
+    what is left to write needs no second read of the order, its lines or its payments."""
+    event = make_event()
+    order = place(customer(), {offer_of(event, "duo"): 2})
+    order = orders.get_order_for_user(db.session, order.code, order.user_id)  # as the view loads it
+    with sql_statements(db.engine) as seen:
+        assert pay(order, MockProvider()).paid_now
+    order_reads = re.compile(r"\s*SELECT\b.*?\bFROM (orders|order_lines|payments)\b", re.DOTALL | re.IGNORECASE)
+    reads = [statement for statement in seen if order_reads.match(statement)]
+    assert reads == []
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Ticket).where(Ticket.order_id == order.id)) == 2
 
 
 def test_paying_twice_charges_once(app):
