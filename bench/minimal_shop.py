@@ -10,7 +10,8 @@ It keeps every piece of work the spec asks of a purchase (SPEC §5, §6, §8):
 - the signed-in user checked on every request (not disabled; verified to check out);
 - placing: the seats reserved by a conditional UPDATE (never read-then-write), the per-account
   limit of tickets per event over all the account's orders, the order `pending` with a human
-  code, a 15-minute hold and an idempotency key, its lines, the cart emptied;
+  code (drawn again on a collision, as the app does), a 15-minute hold and an idempotency key,
+  its lines, the cart emptied;
 - paying: the card validated (`validate_card`) and charged through the mock provider with the
   order's idempotency key; the order `paid`; the payment (brand, last 4, transaction id); one
   ticket per seat line unit with its own 32-byte purchase key and SHA-256(user key ‖ purchase
@@ -40,7 +41,7 @@ from flask import Flask, abort, g, redirect, request
 
 from app.messages import message_for
 from app.services.codes import new_order_code
-from app.services.orders import new_idempotency_key
+from app.services.orders import CODE_ATTEMPTS, new_idempotency_key
 from app.services.payments import CardDetails, MockProvider, validate_card
 from app.services.signing import KEY_BYTES
 
@@ -274,9 +275,17 @@ RELEASE_SQL = "UPDATE events SET seats_taken = seats_taken - %s WHERE id = %s"
 
 @app.post("/orders/")
 def place_order():
-    uid, now, code = signed_in(), datetime.now(UTC), new_order_code()
-    order_id, taken = sql(PLACE_SQL, {"uid": uid, "now": now, "expires": now + HOLD, "code": code,
-                                      "key": new_idempotency_key(), "limit": MAX_TICKETS_PER_EVENT}).fetchone()
+    uid, now = signed_in(), datetime.now(UTC)
+    for attempt in range(1, CODE_ATTEMPTS + 1):
+        code = new_order_code()
+        try:
+            order_id, taken = sql(PLACE_SQL, {"uid": uid, "now": now, "expires": now + HOLD, "code": code,
+                                              "key": new_idempotency_key(),
+                                              "limit": MAX_TICKETS_PER_EVENT}).fetchone()
+            break
+        except psycopg.errors.UniqueViolation:  # a code drawn twice: the statement took nothing; draw again
+            if attempt == CODE_ATTEMPTS:
+                raise
     if order_id is None:
         for event_id, seats in taken:  # part of a cart with several events: nothing is kept
             sql(RELEASE_SQL, (seats, event_id))

@@ -105,6 +105,18 @@ def test_the_last_seat_is_sold_once(app, shop):
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Order)) == 1
 
 
+def test_an_order_code_drawn_twice_is_drawn_again(app, shop, monkeypatch):
+    first, second, offer = UserFactory(), UserFactory(), OfferFactory()
+    slug = offer.event.slug
+    db.session.commit()
+    taken_code = buy(signed_in(shop, first), slug).rsplit("/", 1)[1]
+    codes = iter([taken_code, "GCH-ABCDEF"])
+    monkeypatch.setattr(sys.modules["bench.minimal_shop"], "new_order_code", lambda: next(codes))
+    assert buy(signed_in(shop, second), slug) == "/orders/GCH-ABCDEF"
+    db.session.expire_all()
+    assert db.session.get(Event, offer.event_id).seats_taken == 2
+
+
 def test_refusals(app, shop):
     owner, other, offer = UserFactory(), UserFactory(), OfferFactory()
     slug = offer.event.slug
