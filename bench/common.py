@@ -19,6 +19,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -180,6 +181,28 @@ def summary_ms(seconds: list[float]) -> dict:
 
 
 # --------------------------------------------------------------------------- database and Redis
+_thread = threading.local()
+
+
+def thread_connection():
+    """This thread's autocommit psycopg connection to DATABASE_URL, for the bench's hand-written
+    WSGI apps (ladder_app.py, minimal_shop.py): one per gunicorn thread, no pool, the least a
+    statement can cost."""
+    import psycopg
+
+    conn = getattr(_thread, "conn", None)
+    if conn is None or conn.closed:
+        url = os.environ["DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
+        conn = _thread.conn = psycopg.connect(url, autocommit=True)
+    return conn
+
+
+def close_thread_connection() -> None:
+    conn = getattr(_thread, "conn", None)
+    if conn is not None:
+        conn.close()
+
+
 def pg_connect(dbname: str | None = None, autocommit: bool = False):
     import psycopg
 

@@ -25,7 +25,6 @@ measured on the app itself) adds those. The settings come from the bench server'
 from __future__ import annotations
 
 import os
-import threading
 from datetime import UTC, datetime
 
 from flask import Flask, jsonify, request
@@ -58,8 +57,6 @@ if RUNG == "flask":
 elif RUNG in ("write", "minimal"):
     import hashlib
 
-    import psycopg
-
     from app.services.signing import (
         DIGEST_PREFIX_BYTES,
         PayloadError,
@@ -67,8 +64,8 @@ elif RUNG in ("write", "minimal"):
         parse_payload,
         verify_signature,
     )
+    from bench.common import thread_connection
 
-    _local = threading.local()
     _TOUCH = "UPDATE tickets SET checked_in_at = checked_in_at WHERE id = %s RETURNING id, number"
     # Every check a valid scan needs (token usable, owner an active staff member, digest of the
     # owner's current key, ticket neither used nor void) and every row it writes, in one round trip.
@@ -100,20 +97,12 @@ elif RUNG in ("write", "minimal"):
     """
     _public_key = load_private_key(os.environ["TICKET_SIGNING_KEY"]).public_key() if RUNG == "minimal" else None
 
-    def connection() -> psycopg.Connection:
-        """One autocommit connection per gunicorn thread (no pool: the least a write can cost)."""
-        conn = getattr(_local, "conn", None)
-        if conn is None or conn.closed:
-            url = os.environ["DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
-            conn = _local.conn = psycopg.connect(url, autocommit=True)
-        return conn
-
     def one_write():
         try:
             ticket_id = parse_payload(payload_text() or "").ticket_id
         except PayloadError:
             return jsonify(verdict="MALFORMED"), 400
-        row = connection().execute(_TOUCH, (ticket_id,)).fetchone()
+        row = thread_connection().execute(_TOUCH, (ticket_id,)).fetchone()
         return jsonify(verdict="FLOOR", ticket=row[1] if row else None)
 
     def minimal():
@@ -125,7 +114,7 @@ elif RUNG in ("write", "minimal"):
             return jsonify(verdict="MALFORMED"), 400
         if not verify_signature(_public_key, parsed):
             return jsonify(verdict="FORGED")
-        row = connection().execute(_MINIMAL, {
+        row = thread_connection().execute(_MINIMAL, {
             "token_hash": hashlib.sha256(token.strip().encode()).hexdigest(), "now": now,
             "ticket_id": parsed.ticket_id, "digest_prefix": parsed.digest_prefix,
             "ip": request.remote_addr}, prepare=True).fetchone()

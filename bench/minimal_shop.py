@@ -31,7 +31,6 @@ import hmac
 import json
 import os
 import secrets
-import threading
 from datetime import UTC, datetime, timedelta
 
 import bcrypt
@@ -44,6 +43,7 @@ from app.services.codes import new_order_code
 from app.services.orders import CODE_ATTEMPTS, new_idempotency_key
 from app.services.payments import CardDetails, MockProvider, validate_card
 from app.services.signing import KEY_BYTES
+from bench.common import thread_connection
 
 COOKIE = "guichet_session"
 SESSION_PREFIX = os.environ.get("MINIMAL_SESSION_PREFIX", "guichet:minimal:session:")
@@ -57,21 +57,11 @@ SECURITY_HEADERS = {
 
 app = Flask(__name__)
 _redis = redis.Redis.from_url(os.environ["REDIS_URL"])
-_local = threading.local()
 provider = MockProvider()
 
 
-def connection() -> psycopg.Connection:
-    """One autocommit connection per gunicorn thread."""
-    conn = getattr(_local, "conn", None)
-    if conn is None or conn.closed:
-        url = os.environ["DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
-        conn = _local.conn = psycopg.connect(url, autocommit=True)
-    return conn
-
-
 def sql(statement: str, params: dict | tuple = ()) -> psycopg.Cursor:
-    return connection().execute(statement, params, prepare=True)
+    return thread_connection().execute(statement, params, prepare=True)
 
 
 # --------------------------------------------------------------------------- session and CSRF

@@ -18,6 +18,7 @@ from app.services.scanner_tokens import create_scanner_token, revoke_scanner_tok
 from app.services.tickets import rotate_user_key
 from app.tickets.documents import ticket_payload
 from app.tickets.keys import signing_key
+from bench.common import close_thread_connection
 from tests.conftest import TEST_DATABASE_URL
 from tests.factories import OfferFactory, UserFactory, make_paid_order
 
@@ -35,9 +36,7 @@ def minimal_rung(app, monkeypatch):
     monkeypatch.delitem(sys.modules, "bench.ladder_app", raising=False)
     module = importlib.import_module("bench.ladder_app")
     yield module.app.test_client()
-    conn = getattr(module._local, "conn", None)
-    if conn is not None:
-        conn.close()
+    close_thread_connection()
 
 
 def test_the_minimal_rung_does_a_valid_scans_whole_work(app, minimal_rung):

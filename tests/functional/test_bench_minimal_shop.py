@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from app.extensions import db
 from app.models import AuditEvent, CartItem, EmailJob, Event, Order, Payment, Ticket
 from bench.browser import parse_forms
+from bench.common import close_thread_connection
 from tests.conftest import RUN_ID, TEST_DATABASE_URL, TEST_REDIS_URL
 from tests.factories import DEFAULT_PASSWORD, OfferFactory, UserFactory
 
@@ -31,9 +32,7 @@ def shop(app, monkeypatch):
     monkeypatch.delitem(sys.modules, "bench.minimal_shop", raising=False)
     module = importlib.import_module("bench.minimal_shop")
     yield module.app
-    conn = getattr(module._local, "conn", None)
-    if conn is not None:
-        conn.close()
+    close_thread_connection()
 
 
 def form(response, action: str, **values) -> tuple[str, dict]:
