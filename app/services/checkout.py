@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, scoped_session
+from sqlalchemy.orm import Session
 
 from app.models import Order, OrderStatus, Payment
 from app.services import audit, email_jobs
@@ -19,6 +19,7 @@ from app.services.errors import Conflict, DomainError
 from app.services.orders import expire_stale_orders, new_idempotency_key
 from app.services.payments import CardDetails, ChargeResult, PaymentProvider
 from app.services.tickets import issue_tickets
+from app.services.transactions import commit_keeping_loaded
 
 PENDING, PAID = OrderStatus.PENDING.value, OrderStatus.PAID.value
 KNOWN_DECLINES = {"card_declined", "insufficient_funds", "provider_unavailable", "card_number_invalid",
@@ -45,28 +46,15 @@ def pay_order(session: Session, order: Order, card: CardDetails, *, provider: Pa
     if not order.is_pending:
         raise Conflict("order_not_payable")
     key, amount, currency = order.idempotency_key, order.total_cents, order.currency
-    _commit_keeping_loaded(session)  # no transaction stays open while the provider answers
+    # No transaction stays open while the provider answers. The order and its lines, read just
+    # before, are what the rest of the payment uses; the one thing that can change meanwhile,
+    # the status, is re-checked by the conditional UPDATE that records the charge.
+    commit_keeping_loaded(session)
     result = provider.charge(amount_cents=amount, currency=currency, card=card, idempotency_key=key)
     if result.ok:
         return _record_success(session, order, result, now=now, ip_address=ip_address, provider=provider)
     _record_failure(session, order, result, key=key, now=now)
     raise PaymentDeclined(result.error_code if result.error_code in KNOWN_DECLINES else "payment_failed")
-
-
-def _commit_keeping_loaded(session: Session) -> None:
-    """Commit without expiring what the session has loaded.
-
-    The order and its lines, read just before, are what the rest of the payment uses; the one
-    thing that can change meanwhile, the status, is re-checked by the conditional UPDATE that
-    records the charge. Expiring them would reload the order, its lines and its payments (three
-    statements) on every payment.
-    """
-    real = session.registry() if isinstance(session, scoped_session) else session
-    kept, real.expire_on_commit = real.expire_on_commit, False
-    try:
-        real.commit()
-    finally:
-        real.expire_on_commit = kept
 
 
 def _payment_row(order_id: int, result: ChargeResult, now: datetime, **extra) -> Payment:
@@ -87,8 +75,9 @@ def _record_success(session: Session, order: Order, result: ChargeResult, *, now
         tickets = issue_tickets(session, order, now=now)
         audit.record(session, "order_paid", actor_id=order.user_id, subject_user_id=order.user_id,
                      ip_address=ip_address, order=order.code, amount_cents=order.total_cents, tickets=len(tickets))
-        # In the same transaction: a paid order always has its confirmation email queued.
-        email_jobs.enqueue(session, email_jobs.ORDER_CONFIRMATION, order.id, now)
+        # In the same transaction: a paid order always has its confirmation email queued (and only
+        # the request that paid it gets here, so there is no earlier job to look for).
+        email_jobs.enqueue_new(session, email_jobs.ORDER_CONFIRMATION, order.id, now)
         session.commit()
         return PaymentOutcome(order, paid_now=True)
 

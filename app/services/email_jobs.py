@@ -32,10 +32,16 @@ def enqueue(session: Session, kind: str, order_id: int, now: datetime) -> EmailJ
     returns the job already there."""
     job = session.scalar(sa.select(EmailJob).where(EmailJob.kind == kind, EmailJob.order_id == order_id))
     if job is None:
-        job = EmailJob(kind=kind, order_id=order_id, created_at=now, next_attempt_at=now, attempts=0,
-                       status=PENDING)
-        session.add(job)
+        job = enqueue_new(session, kind, order_id, now)
         session.flush()
+    return job
+
+
+def enqueue_new(session: Session, kind: str, order_id: int, now: datetime) -> EmailJob:
+    """Like `enqueue`, for an email that cannot have been queued yet (its change happens in this
+    very transaction): no lookup first. A second one would break the unique constraint."""
+    job = EmailJob(kind=kind, order_id=order_id, created_at=now, next_attempt_at=now, attempts=0, status=PENDING)
+    session.add(job)
     return job
 
 

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import Session, joinedload
 
 from app.models import (
     CartItem,
@@ -39,6 +39,7 @@ from app.services.cart import check_quantity
 from app.services.catalogue import mark_catalogue_changed
 from app.services.codes import ORDER_CODE_RE, new_order_code
 from app.services.errors import Conflict, DomainError, Forbidden, NotFound
+from app.services.transactions import commit_keeping_loaded
 
 PENDING, PAID = OrderStatus.PENDING.value, OrderStatus.PAID.value
 HOLDING_STATUSES = (PENDING, PAID)  # orders whose seats are taken and whose tickets count
@@ -52,10 +53,12 @@ def new_idempotency_key() -> str:
 
 # --------------------------------------------------------------------------- reading
 def _order_query():
+    """An order with its lines (offer, event) and payments in one statement: the order page is
+    read twice in every purchase, and each statement costs more than the few rows it adds."""
     return sa.select(Order).options(
-        selectinload(Order.lines).joinedload(OrderLine.offer),
-        selectinload(Order.lines).joinedload(OrderLine.event),
-        selectinload(Order.payments),
+        joinedload(Order.lines).joinedload(OrderLine.offer),
+        joinedload(Order.lines).joinedload(OrderLine.event),
+        joinedload(Order.payments),
     )
 
 
@@ -64,7 +67,7 @@ def get_order_for_user(session: Session, code: str, user_id: int) -> Order:
     code = (code or "").strip().upper()
     if not ORDER_CODE_RE.fullmatch(code):
         raise NotFound()
-    order = session.scalar(_order_query().where(Order.code == code, Order.user_id == user_id))
+    order = session.execute(_order_query().where(Order.code == code, Order.user_id == user_id)).unique().scalar()
     if order is None:
         raise NotFound()
     return order
@@ -73,15 +76,16 @@ def get_order_for_user(session: Session, code: str, user_id: int) -> Order:
 def get_order(session: Session, code: str) -> Order:
     """Any order by code (for administrators)."""
     code = (code or "").strip().upper()
-    order = session.scalar(_order_query().where(Order.code == code)) if ORDER_CODE_RE.fullmatch(code) else None
+    order = (session.execute(_order_query().where(Order.code == code)).unique().scalar()
+             if ORDER_CODE_RE.fullmatch(code) else None)
     if order is None:
         raise NotFound()
     return order
 
 
 def list_orders_for_user(session: Session, user_id: int) -> list[Order]:
-    return list(session.scalars(_order_query().where(Order.user_id == user_id).order_by(Order.created_at.desc(),
-                                                                                          Order.id.desc())))
+    query = _order_query().where(Order.user_id == user_id).order_by(Order.created_at.desc(), Order.id.desc())
+    return list(session.scalars(query).unique())
 
 
 # --------------------------------------------------------------------------- seats
@@ -206,7 +210,7 @@ def _place(session: Session, *, user: User, items: Mapping[int, int], expected_t
         if not take_seats(session, event_id, seats[event_id]):
             raise Conflict("sold_out", event=events[event_id].title, event_ids=[event_id])
     mark_catalogue_changed(session)
-    session.commit()
+    commit_keeping_loaded(session)  # the caller shows the order it just wrote: no need to read it back
     return order
 
 

@@ -219,6 +219,34 @@ def test_the_event_row_is_taken_last_just_before_the_commit(app):
     assert order.status == "pending" and seats_taken(event.id) == 2
 
 
+def test_a_placed_order_needs_no_second_read(app):
+    """The view shows the order it just placed: its commit does not expire what it wrote."""
+    event = make_event()
+    order = place(customer(), {offer_of(event, "duo"): 1})
+    with sql_statements(db.engine) as seen:
+        shown = (order.code, order.status, order.total_cents, [line.quantity for line in order.lines])
+    assert seen == []
+    assert shown[1:] == ("pending", 9500, [1]) and ORDER_CODE_RE.fullmatch(shown[0])
+
+
+def test_an_order_is_read_with_its_lines_and_payments_in_one_statement(app):
+    event = make_event()
+    user = customer()
+    placed = place(user, {offer_of(event, "duo"): 1, offer_of(event, "solo"): 2})
+    pay(placed, MockProvider())
+    code, user_id, title = placed.code, user.id, event.title
+    db.session.expunge_all()  # nothing loaded before
+    with sql_statements(db.engine) as seen:
+        order = orders.get_order_for_user(db.session, code, user_id)
+        lines = sorted((line.offer.name, line.event.title, line.quantity) for line in order.lines)
+        payments = [(payment.kind, payment.card_last4) for payment in order.payments]
+    assert len(seen) == 1
+    assert lines == [("Duo", title, 1), ("Solo", title, 2)]
+    assert payments == [("charge", "4242")]
+    listed = orders.list_orders_for_user(db.session, user_id)
+    assert [o.code for o in listed] == [code] and len(listed[0].lines) == 2  # one row per order
+
+
 # --------------------------------------------------------------------------- payment
 def test_successful_payment_marks_paid_issues_tickets_and_audits(app):
     event = make_event()
@@ -240,13 +268,15 @@ def test_successful_payment_marks_paid_issues_tickets_and_audits(app):
 
 def test_paying_reads_the_order_once(app):
     """The read transaction ends before the charge without expiring the order the view loaded:
-    what is left to write needs no second read of the order, its lines or its payments."""
+    what is left to write needs no second read of the order, its lines or its payments; and the
+    confirmation email is queued without looking for one first (only the paying request gets there)."""
     event = make_event()
     order = place(customer(), {offer_of(event, "duo"): 2})
     order = orders.get_order_for_user(db.session, order.code, order.user_id)  # as the view loads it
     with sql_statements(db.engine) as seen:
         assert pay(order, MockProvider()).paid_now
-    order_reads = re.compile(r"\s*SELECT\b.*?\bFROM (orders|order_lines|payments)\b", re.DOTALL | re.IGNORECASE)
+    order_reads = re.compile(r"\s*SELECT\b.*?\bFROM (orders|order_lines|payments|email_jobs)\b",
+                             re.DOTALL | re.IGNORECASE)
     reads = [statement for statement in seen if order_reads.match(statement)]
     assert reads == []
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Ticket).where(Ticket.order_id == order.id)) == 2
