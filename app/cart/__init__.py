@@ -22,3 +22,4 @@ def inject_cart_count() -> dict:
 @bp.teardown_app_request
 def forget_cart_count(_exc=None) -> None:
     g.pop("cart_count", None)  # an app context can outlive its request (tests)
+    g.pop("cart_stored", None)

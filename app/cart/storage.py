@@ -24,15 +24,17 @@ def cart_items() -> dict[int, int]:
         # The navbar's count from the same rows, instead of a query of its own. Whatever changes
         # the cart afterwards forgets it (save_cart_items; the order views after placing).
         g.cart_count = sum(items.values())
+        g.cart_stored = dict(items)  # what save_cart_items compares with, instead of reading it again
         return items
     return cart_service.parse_session_cart(session.get(SESSION_KEY))
 
 
 def save_cart_items(items: dict[int, int]) -> None:
     g.pop("cart_count", None)
+    stored = g.pop("cart_stored", None)
     user_id = _signed_in_user_id()
     if user_id is not None:
-        cart_service.save_user_cart(db.session, user_id, items, now=datetime.now(UTC))
+        cart_service.save_user_cart(db.session, user_id, items, now=datetime.now(UTC), stored=stored)
     elif items:
         session[SESSION_KEY] = cart_service.to_session_cart(items)
     else:

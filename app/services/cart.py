@@ -92,17 +92,25 @@ def user_cart_count(session: Session, user_id: int) -> int:
     ) or 0
 
 
-def save_user_cart(session: Session, user_id: int, items: Mapping[int, int], *, now: datetime) -> None:
-    """Make the stored cart equal to `items` (one transaction; untouched lines keep their order)."""
-    existing = {item.offer_id: item for item in session.scalars(sa.select(CartItem).where(CartItem.user_id == user_id))}
-    for offer_id, item in existing.items():
-        if offer_id not in items:
-            session.delete(item)
-        elif item.quantity != items[offer_id]:
-            item.quantity = items[offer_id]
+def save_user_cart(session: Session, user_id: int, items: Mapping[int, int], *, now: datetime,
+                   stored: Mapping[int, int] | None = None) -> None:
+    """Make the stored cart equal to `items` (one transaction; untouched lines keep their order).
+
+    `stored` is the cart as the caller read it in this transaction (`load_user_cart`), which
+    spares reading it again: only the lines that differ are written.
+    """
+    if stored is None:
+        stored = load_user_cart(session, user_id)
+    table = CartItem.__table__
+    mine = table.c.user_id == user_id
+    gone = [offer_id for offer_id in stored if offer_id not in items]
+    if gone:
+        session.execute(sa.delete(table).where(mine, table.c.offer_id.in_(gone)))
     for offer_id, quantity in items.items():
-        if offer_id not in existing:
+        if offer_id not in stored:
             session.add(CartItem(user_id=user_id, offer_id=offer_id, quantity=quantity, added_at=now))
+        elif stored[offer_id] != quantity:
+            session.execute(sa.update(table).where(mine, table.c.offer_id == offer_id).values(quantity=quantity))
     session.commit()
 
 
@@ -110,9 +118,9 @@ def merge_into_user_cart(session: Session, user_id: int, items: Mapping[int, int
                          now: datetime) -> dict[int, int]:
     """At login: the visitor's lines join the account's cart (offers deleted meanwhile are skipped)."""
     known = set(session.scalars(sa.select(Offer.id).where(Offer.id.in_(list(items))))) if items else set()
-    merged = merge_items(load_user_cart(session, user_id), {k: v for k, v in items.items() if k in known},
-                         max_lines=max_lines)
-    save_user_cart(session, user_id, merged, now=now)
+    stored = load_user_cart(session, user_id)
+    merged = merge_items(stored, {k: v for k, v in items.items() if k in known}, max_lines=max_lines)
+    save_user_cart(session, user_id, merged, now=now, stored=stored)
     return merged
 
 

@@ -197,6 +197,16 @@ def test_pages_that_show_the_cart_count_it_from_the_rows_they_read(client, auth)
         assert not [statement for statement in seen if "sum(cart_items.quantity)" in statement]
 
 
+def test_adding_to_the_cart_reads_the_stored_cart_once(client, auth):
+    event = make_event()
+    login(auth, client, customer())
+    add_to_cart(client, offer_of(event, "family"), 2)
+    with sql_statements(db.engine) as seen:
+        assert add_to_cart(client, offer_of(event, "solo"), 1).status_code == 303
+    assert len([s for s in seen if s.lstrip().upper().startswith("SELECT CART_ITEMS")]) == 1
+    assert "Cart (3)" in cart_page(client)
+
+
 def test_checkout_asks_visitors_to_log_in_first(client):
     event = make_event()
     add_to_cart(client, offer_of(event, "solo"))

@@ -8,6 +8,7 @@ import pytest
 from app.extensions import db
 from app.services import cart
 from app.services.errors import Conflict, DomainError, NotFound
+from tests.checkers import sql_statements
 from tests.shop import customer, make_event, offer_of
 
 
@@ -59,6 +60,20 @@ def test_stored_cart_round_trip_and_merge(app):
     assert merged == {duo.id: 5, family.id: 1}  # an offer deleted meanwhile is skipped
     assert cart.user_cart_count(db.session, user.id) == 6
     assert cart.user_cart_count(db.session, customer().id) == 0
+
+
+def test_saving_the_cart_as_read_writes_only_the_lines_that_changed(app):
+    event = make_event()
+    solo, duo, family = (offer_of(event, kind) for kind in ("solo", "duo", "family"))
+    user = customer()
+    cart.save_user_cart(db.session, user.id, {solo.id: 2, duo.id: 1}, now=now())
+    user_id, wanted = user.id, {duo.id: 4, family.id: 1}
+    stored = cart.load_user_cart(db.session, user_id)
+    with sql_statements(db.engine) as seen:
+        cart.save_user_cart(db.session, user_id, wanted, now=now(), stored=stored)
+    assert not [s for s in seen if s.lstrip().upper().startswith("SELECT")]  # no second read
+    assert len([s for s in seen if s != "COMMIT"]) == 3  # delete solo, update duo, insert family
+    assert cart.load_user_cart(db.session, user_id) == wanted
 
 
 def test_offer_for_cart_refusals(app):
