@@ -227,6 +227,7 @@ def test_a_placed_order_needs_no_second_read(app):
         shown = (order.code, order.status, order.total_cents, [line.quantity for line in order.lines])
     assert seen == []
     assert shown[1:] == ("pending", 9500, [1]) and ORDER_CODE_RE.fullmatch(shown[0])
+    assert event.seats_taken == 2  # what the seat UPDATE changed behind the ORM's back is not kept
 
 
 def test_an_order_is_read_with_its_lines_and_payments_in_one_statement(app):
