@@ -210,9 +210,9 @@ def _place(session: Session, *, user: User, items: Mapping[int, int], expected_t
         if not take_seats(session, event_id, seats[event_id]):
             raise Conflict("sold_out", event=events[event_id].title, event_ids=[event_id])
     mark_catalogue_changed(session)
-    # The caller shows the order it just wrote: no need to read it back. The rest (the events
-    # whose seats the UPDATE moved) expires as usual.
-    commit_keeping_loaded(session, only=[order, *order.lines])
+    # The caller shows the order it just wrote (to the user who placed it): no need to read them
+    # back. The rest (the events whose seats the UPDATE moved) expires as usual.
+    commit_keeping_loaded(session, only=[order, *order.lines, user])
     return order
 
 

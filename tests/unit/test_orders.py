@@ -221,10 +221,11 @@ def test_the_event_row_is_taken_last_just_before_the_commit(app):
 
 def test_a_placed_order_needs_no_second_read(app):
     """The view shows the order it just placed: its commit does not expire what it wrote."""
-    event = make_event()
-    order = place(customer(), {offer_of(event, "duo"): 1})
+    event, user = make_event(), customer()
+    order = place(user, {offer_of(event, "duo"): 1})
     with sql_statements(db.engine) as seen:
         shown = (order.code, order.status, order.total_cents, [line.quantity for line in order.lines])
+        assert user.email  # the buyer, shown in the navbar
     assert seen == []
     assert shown[1:] == ("pending", 9500, [1]) and ORDER_CODE_RE.fullmatch(shown[0])
     assert event.seats_taken == 2  # what the seat UPDATE changed behind the ORM's back is not kept
