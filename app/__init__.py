@@ -106,9 +106,11 @@ def register_extensions(app: Flask) -> None:
             tune_sqlite(db.engine)
         else:
             install_idle_ping(db.engine, app.config["DATABASE_PING_IDLE_SECONDS"])
+    from app import prefetch
     from app.auth.loader import register_user_loader
 
     register_user_loader(app)
+    prefetch.register(app)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -13,6 +13,7 @@ from flask import current_app, has_app_context
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
+from app import prefetch
 from app.extensions import cache, db
 from app.models import User, UserSession
 
@@ -37,7 +38,7 @@ def _timeout() -> int:
 def session_state(public_id: str) -> dict | None:
     """{"user_id", "revoked", "last_seen"} for a session row, or None when there is no such row."""
     key = session_cache_key(public_id)
-    state = cache.get(key)
+    state = prefetch.get(key)
     if state is None:
         row = db.session.scalar(sa.select(UserSession).where(UserSession.public_id == public_id))
         if row is None:
@@ -54,7 +55,7 @@ def cached_user(user_id: int) -> User | None:
     if existing is not None:
         return existing
     key = user_cache_key(user_id)
-    data = cache.get(key)
+    data = prefetch.get(key)
     if data is None:
         user = db.session.get(User, user_id)
         if user is not None:

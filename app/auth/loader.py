@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask import Flask, current_app, g, session
 
+from app import prefetch
 from app.auth import cache as auth_cache
 from app.auth.login_flow import (
     ROLE_KEY,
@@ -45,7 +46,10 @@ def register_user_loader(app: Flask) -> None:
     @login_manager.user_loader
     def load_user(user_id: str):
         public_id = session.get(SESSION_KEY)
-        user = session_user(public_id) if public_id and str(user_id).isdigit() else None
+        user = None
+        if public_id and str(user_id).isdigit():
+            prefetch.fetch(int(user_id), auth_cache.session_cache_key(public_id), auth_cache.user_cache_key(int(user_id)))
+            user = session_user(public_id)
         if user is None or user.id != int(user_id):
             forget_login_state()
             return None

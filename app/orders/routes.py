@@ -7,7 +7,6 @@ from flask import (
     abort,
     current_app,
     flash,
-    g,
     redirect,
     render_template,
     request,
@@ -16,7 +15,7 @@ from flask import (
 from flask_login import current_user
 
 from app.access import CUSTOMER, allow
-from app.cart.storage import cart_items
+from app.cart.storage import cart_items, forget_ordered_items
 from app.extensions import db, limiter
 from app.messages import message_for
 from app.orders import bp
@@ -71,13 +70,14 @@ def place_order():
     if not form.validate_on_submit():
         flash(message_for("price_changed"), "danger")
         return redirect(url_for("cart.checkout"), 303)
+    items = cart_items()
     try:
         order = orders.place_order(
-            db.session, user=current_user._get_current_object(), items=cart_items(),
+            db.session, user=current_user._get_current_object(), items=items,
             expected_total_cents=form.expected_total_cents.data, now=_now(),
             hold_minutes=current_app.config["ORDER_HOLD_MINUTES"],
             max_tickets_per_event=current_app.config["MAX_TICKETS_PER_EVENT"])
-        g.pop("cart_count", None)  # the order took the cart's lines
+        forget_ordered_items(items)  # the order took the cart's lines
     except DomainError as error:
         flash(message_for(error.code, **error.params), "danger")
         return redirect(url_for("cart.view_cart" if error.code == "cart_empty" else "cart.checkout"), 303)

@@ -1,6 +1,7 @@
 """The cart through HTTP: add, change, remove, flags, the navbar count, the merge at login, checkout access."""
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -205,6 +206,35 @@ def test_adding_to_the_cart_reads_the_stored_cart_once(client, auth):
         assert add_to_cart(client, offer_of(event, "solo"), 1).status_code == 303
     assert len([s for s in seen if s.lstrip().upper().startswith("SELECT CART_ITEMS")]) == 1
     assert "Cart (3)" in cart_page(client)
+
+
+def test_the_navbar_count_comes_from_the_cache_after_every_change(client, auth):
+    """A signed-in page that does not read the cart shows its count without a query: whatever
+    changes the cart here (adding, changing, placing the order) writes the new count."""
+    event = make_event()
+    family, solo = offer_of(event, "family"), offer_of(event, "solo")
+    login(auth, client, customer())
+    add_to_cart(client, family, 2)
+    add_to_cart(client, solo, 1)
+    seen_counts = []
+    for change in (None, lambda: client.post(f"/cart/{solo.id}/quantity", data={"quantity": 4}),
+                   lambda: client.post(f"/cart/{family.id}/remove"), lambda: place_order(client)):
+        if change is not None:
+            assert change().status_code == 303
+        with sql_statements(db.engine) as seen:
+            page = client.get(f"/events/{event.slug}")
+        assert not [statement for statement in seen if "sum(cart_items.quantity)" in statement]
+        seen_counts.append(re.search(r"Cart(?: \((\d+)\))?", text(page)).group(1))
+    assert seen_counts == ["3", "6", "4", None]  # the last: the order took the cart's lines
+
+
+def test_a_cart_changed_elsewhere_shows_at_once_on_the_cart_page(client, auth):
+    event = make_event()
+    login(auth, client, customer())
+    add_to_cart(client, offer_of(event, "family"), 2)
+    db.session.execute(sa.delete(CartItem))  # as when an administrator deletes the offer
+    db.session.commit()
+    assert "Your cart is empty" in cart_page(client) and "Cart (2)" not in cart_page(client)
 
 
 def test_checkout_asks_visitors_to_log_in_first(client):
