@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from app.models import Event
 from app.services.errors import NotFound
@@ -88,9 +88,9 @@ def list_events(session: Session, filters: Filters, *, now: datetime, zone: Zone
 
 def get_event(session: Session, slug: str) -> Event:
     """A published event by its slug (started ones too: the page then says sales are closed)."""
-    event = session.scalar(
-        sa.select(Event).where(Event.slug == slug, Event.published.is_(True)).options(selectinload(Event.offers))
-    )
+    event = session.execute(  # one statement: during a rush every sale rebuilds this page
+        sa.select(Event).where(Event.slug == slug, Event.published.is_(True)).options(joinedload(Event.offers))
+    ).unique().scalar()
     if event is None:
         raise NotFound()
     return event

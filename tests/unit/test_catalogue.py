@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from app.extensions import db
 from app.services import catalogue
 from app.services.errors import NotFound
+from tests.checkers import sql_statements
 from tests.shop import make_event, offer_of
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -72,6 +73,16 @@ def test_lowest_price_ignores_unpublished_offers(app):
     db.session.commit()
     assert catalogue.lowest_price_cents(event) == 9500
     assert [o.kind for o in catalogue.offers_on_sale(event)] == ["duo", "family"]
+
+
+def test_an_event_is_read_with_its_offers_in_one_statement(app):
+    slug = make_event().slug
+    db.session.expunge_all()
+    with sql_statements(db.engine) as seen:
+        event = catalogue.get_event(db.session, slug)
+        offers = [(offer.name, offer.persons) for offer in event.offers]
+    assert len(seen) == 1
+    assert offers == [("Solo", 1), ("Duo", 2), ("Family", 4)]  # in the relationship's order
 
 
 def test_get_event_only_finds_published_ones(app):
