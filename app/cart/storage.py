@@ -3,8 +3,9 @@
 A signed-in customer's navbar count is also kept in the shared cache (read with the user's
 other entries, app/prefetch.py), so a page that does not show the cart needs no query for it.
 Whatever changes the cart here writes the new count after its commit. A change made elsewhere
-(an offer deleted by an administrator takes its cart lines with it) shows when the entry lapses,
-after USER_CACHE_SECONDS, or at once on the cart page, which counts the rows it reads.
+(an offer deleted by an administrator takes its cart lines with it), or two changes from two tabs
+whose writes cross, show when the entry lapses (USER_CACHE_SECONDS), or at once on the cart page,
+which counts the rows it reads. The count is only the navbar's: the cart itself is always read.
 """
 from __future__ import annotations
 

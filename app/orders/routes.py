@@ -48,12 +48,15 @@ def _load_order(code: str):
 
 
 def _render_order(order, payment_form=None, status=200, payment_error=None):
+    """The order page; each form is built only when the page shows it (the payment form while
+    the order is pending, the cancel form once it is paid)."""
     now = _now()
-    if payment_form is None:
+    if payment_form is None and order.is_pending:
         payment_form = PaymentForm(holder=current_user.full_name)
     can_cancel = order.is_paid and all(line.event.starts_at > now for line in order.lines)
-    return render_template("orders/show.html", order=order, form=payment_form, cancel_form=CancelOrderForm(),
-                           can_cancel=can_cancel, payment_error=payment_error, test_cards=TEST_CARDS), status
+    return render_template("orders/show.html", order=order, form=payment_form,
+                           cancel_form=CancelOrderForm() if can_cancel else None, can_cancel=can_cancel,
+                           payment_error=payment_error, test_cards=TEST_CARDS), status
 
 
 @bp.get("/")

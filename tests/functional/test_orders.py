@@ -262,3 +262,18 @@ def test_a_pending_order_has_no_cancel_button_and_cannot_be_cancelled(client, sh
     code = buy(client, (offer_of(event, "solo"), 1))
     assert "Cancel this order" not in text(client.get(f"/orders/{code}"))
     assert "Only a paid order can be cancelled." in text(client.post(f"/orders/{code}/cancel", follow_redirects=True))
+
+
+def test_the_order_page_builds_only_the_form_it_shows(client, shopper, monkeypatch):
+    from app.orders import routes
+
+    built = []
+    for name in ("PaymentForm", "CancelOrderForm"):
+        form_class = getattr(routes, name)
+        monkeypatch.setattr(routes, name, lambda *a, _c=form_class, _n=name, **k: built.append(_n) or _c(*a, **k))
+    code = buy(client, (offer_of(make_event(), "solo"), 1))
+    assert "payment-form" in text(client.get(f"/orders/{code}")) and built == ["PaymentForm"]
+    pay(client, code)
+    built.clear()
+    body = text(client.get(f"/orders/{code}"))
+    assert "payment-form" not in body and "Cancel this order" in body and built == ["CancelOrderForm"]
