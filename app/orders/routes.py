@@ -3,15 +3,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import (
-    abort,
-    current_app,
-    flash,
-    redirect,
-    render_template,
-    request,
-    url_for,
-)
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from app.access import CUSTOMER, allow
