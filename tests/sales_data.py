@@ -41,9 +41,10 @@ def make_order(user: User, lines: list[tuple[Offer, int]], *, status: str = Orde
     db.session.add(order)
     db.session.flush()
     if tickets and paid_at is not None:
-        for ticket in issue_tickets(db.session, order, now=paid_at):
-            if status == OrderStatus.CANCELLED.value:
-                ticket.voided_at = order.cancelled_at
+        issue_tickets(db.session, order, now=paid_at)
+        if status == OrderStatus.CANCELLED.value:
+            db.session.execute(sa.update(Ticket).where(Ticket.order_id == order.id)
+                               .values(voided_at=order.cancelled_at))
     db.session.commit()
     return order
 

@@ -1,6 +1,7 @@
 """Write audit events in the caller's transaction, so the record and the change commit together."""
 from __future__ import annotations
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.models import AuditEvent
@@ -18,12 +19,14 @@ AUDIT_TYPES = (
 )
 
 
+_INSERT_EVENT = sa.insert(AuditEvent.__table__)  # built once: one INSERT, no ORM object to flush
+
+
 def record(session: Session, type: str, *, actor_id: int | None = None, subject_user_id: int | None = None,
-           ip_address: str | None = None, **details) -> AuditEvent:
-    """Add an audit event (no commit). `details` holds plain facts, never a secret or card number."""
+           ip_address: str | None = None, **details) -> None:
+    """Write an audit event in the caller's transaction (no commit). `details` holds plain facts,
+    never a secret or card number."""
     if type not in AUDIT_TYPES:
         raise ValueError(f"unknown audit event type {type!r}")
-    event = AuditEvent(type=type, actor_id=actor_id, subject_user_id=subject_user_id,
-                       ip_address=ip_address, details=details)
-    session.add(event)
-    return event
+    session.execute(_INSERT_EVENT, {"type": type, "actor_id": actor_id, "subject_user_id": subject_user_id,
+                                    "ip_address": ip_address, "details": details})

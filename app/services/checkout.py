@@ -57,24 +57,34 @@ def pay_order(session: Session, order: Order, card: CardDetails, *, provider: Pa
     raise PaymentDeclined(result.error_code if result.error_code in KNOWN_DECLINES else "payment_failed")
 
 
-def _payment_row(order_id: int, result: ChargeResult, now: datetime, **extra) -> Payment:
-    return Payment(order_id=order_id, kind="charge", amount_cents=result.amount_cents, succeeded=result.ok,
-                   error_code=result.error_code, card_brand=result.brand or None, card_last4=result.last4 or None,
-                   transaction_id=result.transaction_id, created_at=now, **extra)
+# Built once and run with parameters (each payment runs them): one INSERT per row, no ORM flush.
+_ORDERS = Order.__table__
+_MARK_PAID = (sa.update(_ORDERS).where(_ORDERS.c.id == sa.bindparam("order_id"), _ORDERS.c.status == PENDING)
+              .values(status=PAID, paid_at=sa.bindparam("when")))
+_RENEW_KEY = (sa.update(_ORDERS).where(_ORDERS.c.id == sa.bindparam("order_id"),
+                                       _ORDERS.c.idempotency_key == sa.bindparam("old_key"),
+                                       _ORDERS.c.status == PENDING)
+              .values(idempotency_key=sa.bindparam("new_key")))
+_INSERT_PAYMENT = sa.insert(Payment.__table__)
+
+
+def _record_charge(session: Session, order_id: int, result: ChargeResult, now: datetime) -> None:
+    """The provider's answer to a charge: brand, last 4 and its transaction id, never the card."""
+    session.execute(_INSERT_PAYMENT, {
+        "order_id": order_id, "kind": "charge", "amount_cents": result.amount_cents, "succeeded": result.ok,
+        "error_code": result.error_code, "card_brand": result.brand or None, "card_last4": result.last4 or None,
+        "transaction_id": result.transaction_id, "created_at": now})
 
 
 def _record_success(session: Session, order: Order, result: ChargeResult, *, now: datetime,
                     ip_address: str | None, provider: PaymentProvider) -> PaymentOutcome:
-    table = Order.__table__
-    changed = session.execute(
-        sa.update(table).where(table.c.id == order.id, table.c.status == PENDING).values(status=PAID, paid_at=now)
-    ).rowcount
+    changed = session.execute(_MARK_PAID, {"order_id": order.id, "when": now}).rowcount
     if changed == 1:  # this request paid it: it alone records the charge and issues the tickets
         session.expire(order, ["status", "paid_at"])
-        session.add(_payment_row(order.id, result, now))
-        tickets = issue_tickets(session, order, now=now)
+        _record_charge(session, order.id, result, now)
+        issued = issue_tickets(session, order, now=now)
         audit.record(session, "order_paid", actor_id=order.user_id, subject_user_id=order.user_id,
-                     ip_address=ip_address, order=order.code, amount_cents=order.total_cents, tickets=len(tickets))
+                     ip_address=ip_address, order=order.code, amount_cents=order.total_cents, tickets=issued)
         # In the same transaction: a paid order always has its confirmation email queued (and only
         # the request that paid it gets here, so there is no earlier job to look for).
         email_jobs.enqueue_new(session, email_jobs.ORDER_CONFIRMATION, order.id, now)
@@ -89,11 +99,12 @@ def _record_success(session: Session, order: Order, result: ChargeResult, *, now
     # The order expired (or was paid by another charge) while this one went through: give it back.
     refund = provider.refund(transaction_id=result.transaction_id, amount_cents=result.amount_cents,
                              idempotency_key=f"refund:{result.transaction_id}")
-    session.add(_payment_row(order.id, result, now))
+    _record_charge(session, order.id, result, now)
     if refund.ok:
-        session.add(Payment(order_id=order.id, kind="refund", amount_cents=result.amount_cents, succeeded=True,
-                            card_brand=result.brand or None, card_last4=result.last4 or None,
-                            transaction_id=refund.refund_id, created_at=now))
+        session.execute(_INSERT_PAYMENT, {
+            "order_id": order.id, "kind": "refund", "amount_cents": result.amount_cents, "succeeded": True,
+            "card_brand": result.brand or None, "card_last4": result.last4 or None,
+            "transaction_id": refund.refund_id, "created_at": now})
         audit.record(session, "order_refunded", actor_id=order.user_id, subject_user_id=order.user_id,
                      ip_address=ip_address, order=order.code, amount_cents=result.amount_cents,
                      reason="duplicate_charge" if order.is_paid else "hold_expired")
@@ -107,10 +118,7 @@ def _record_failure(session: Session, order: Order, result: ChargeResult, *, key
     if result.error_code == "idempotency_key_reused":
         return  # another attempt with this key is under way; nothing of ours to record
     if not result.replayed:
-        session.add(_payment_row(order.id, result, now))
+        _record_charge(session, order.id, result, now)
     if not result.retriable:
-        table = Order.__table__
-        session.execute(sa.update(table).where(table.c.id == order.id, table.c.idempotency_key == key,
-                                               table.c.status == PENDING)
-                        .values(idempotency_key=new_idempotency_key()))
+        session.execute(_RENEW_KEY, {"order_id": order.id, "old_key": key, "new_key": new_idempotency_key()})
     session.commit()

@@ -27,22 +27,25 @@ MAX_ATTEMPTS = 10  # about 4 h of retries with the schedule above
 LEASE = timedelta(minutes=10)  # how long a claimed job is left to its worker
 
 
+_INSERT_JOB = sa.insert(EmailJob.__table__)  # built once: every payment runs it
+
+
 def enqueue(session: Session, kind: str, order_id: int, now: datetime) -> EmailJob:
     """Add the job to the caller's transaction (no commit). Queuing the same email twice
     returns the job already there."""
-    job = session.scalar(sa.select(EmailJob).where(EmailJob.kind == kind, EmailJob.order_id == order_id))
+    query = sa.select(EmailJob).where(EmailJob.kind == kind, EmailJob.order_id == order_id)
+    job = session.scalar(query)
     if job is None:
-        job = enqueue_new(session, kind, order_id, now)
-        session.flush()
+        enqueue_new(session, kind, order_id, now)
+        job = session.scalar(query)
     return job
 
 
-def enqueue_new(session: Session, kind: str, order_id: int, now: datetime) -> EmailJob:
+def enqueue_new(session: Session, kind: str, order_id: int, now: datetime) -> None:
     """Like `enqueue`, for an email that cannot have been queued yet (its change happens in this
-    very transaction): no lookup first. A second one would break the unique constraint."""
-    job = EmailJob(kind=kind, order_id=order_id, created_at=now, next_attempt_at=now, attempts=0, status=PENDING)
-    session.add(job)
-    return job
+    very transaction): no lookup first, and one INSERT. A second one would break the unique constraint."""
+    session.execute(_INSERT_JOB, {"kind": kind, "order_id": order_id, "created_at": now, "next_attempt_at": now,
+                                  "attempts": 0, "status": PENDING})
 
 
 def claim_due(session: Session, now: datetime, limit: int, *, lease: timedelta = LEASE) -> list[EmailJob]:

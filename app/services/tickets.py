@@ -19,29 +19,31 @@ def ticket_number(order_code: str, index: int) -> str:
     return f"{order_code}-{index:02d}"
 
 
-def issue_tickets(session: Session, order: Order, *, now: datetime) -> list[Ticket]:
-    """Create the tickets of a paid order, in the caller's transaction (no commit).
+_INSERT_TICKETS = sa.insert(Ticket.__table__)  # built once: one INSERT for all the order's tickets
+
+
+def issue_tickets(session: Session, order: Order, *, now: datetime) -> int:
+    """Create the tickets of a paid order, in the caller's transaction (no commit); how many.
 
     Each ticket gets its own purchase key; only SHA-256(user key ‖ purchase key) is stored
     beside it, never the user key, so a stolen tickets table cannot mint valid QR codes.
+    The order and its lines must already be in the database (their ids are written).
     """
     user = order.user
-    tickets = []
-    index = 0
+    rows = []
     for line in order.lines:
         for _ in range(line.quantity):
-            index += 1
             purchase_key = make_purchase_key()
-            ticket = Ticket(
-                number=ticket_number(order.code, index),
-                order=order, order_line=line, user_id=order.user_id, event_id=line.event_id,
-                offer_id=line.offer_id, persons=line.persons, holder_name=user.full_name,
-                purchase_key=purchase_key, key_digest=double_key_digest(user.user_key, purchase_key),
-                issued_at=now,
-            )
-            session.add(ticket)
-            tickets.append(ticket)
-    return tickets
+            rows.append({
+                "number": ticket_number(order.code, len(rows) + 1), "order_id": order.id,
+                "order_line_id": line.id, "user_id": order.user_id, "event_id": line.event_id,
+                "offer_id": line.offer_id, "persons": line.persons, "holder_name": user.full_name,
+                "purchase_key": purchase_key, "key_digest": double_key_digest(user.user_key, purchase_key),
+                "issued_at": now,
+            })
+    if rows:
+        session.execute(_INSERT_TICKETS, rows)
+    return len(rows)
 
 
 # --- reading ----------------------------------------------------------------

@@ -4,8 +4,10 @@ from __future__ import annotations
 from html import unescape
 
 import pytest
+import sqlalchemy as sa
 
 from app.extensions import db
+from app.models import AuditEvent
 from app.services import audit
 from tests.factories import UserFactory
 from tests.html_tables import table_rows
@@ -23,7 +25,9 @@ def admin(client, auth):
 
 
 def record(type_, when, **kwargs):
-    event = audit.record(db.session, type_, **kwargs)
+    """An audit event written as the app writes it, then dated `when`."""
+    audit.record(db.session, type_, **kwargs)
+    event = db.session.scalars(sa.select(AuditEvent).order_by(AuditEvent.id.desc()).limit(1)).one()
     event.created_at = utc(when)
     db.session.commit()
     return event

@@ -284,6 +284,30 @@ def test_paying_reads_the_order_once(app):
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Ticket).where(Ticket.order_id == order.id)) == 2
 
 
+def test_paying_writes_its_rows_with_one_insert_each_and_no_orm_flush(app):
+    """The payment, the tickets (all of them in one statement), the audit event and the email job
+    are plain INSERTs: no unit of work to flush."""
+    event = make_event()
+    order = place(customer(), {offer_of(event, "duo"): 2, offer_of(event, "solo"): 1})
+    order = orders.get_order_for_user(db.session, order.code, order.user_id)
+    flushes = []
+
+    def on_flush(_session, _context):
+        flushes.append(1)
+
+    sa.event.listen(db.session, "after_flush", on_flush)
+    try:
+        with sql_statements(db.engine) as seen:
+            assert pay(order, MockProvider()).paid_now
+    finally:
+        sa.event.remove(db.session, "after_flush", on_flush)
+    inserts = [re.match(r"\s*INSERT INTO (\w+)", s, re.IGNORECASE).group(1) for s in seen
+               if re.match(r"\s*INSERT\b", s, re.IGNORECASE)]
+    assert sorted(inserts) == ["audit_events", "email_jobs", "payments", "tickets"]
+    assert flushes == []
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Ticket).where(Ticket.order_id == order.id)) == 3
+
+
 def test_paying_twice_charges_once(app):
     event = make_event()
     order = place(customer(), {offer_of(event, "solo"): 1})
