@@ -19,6 +19,23 @@ from app.services.errors import Conflict, DomainError, NotFound
 MIN_QUANTITY = 1
 MAX_QUANTITY = 10
 
+# Statements built once and run with parameters (every purchase runs each of them): building a
+# statement and its cache key on every call cost about as much as running it.
+_CART_TABLE = CartItem.__table__
+_OFFER_WITH_EVENT = sa.select(Offer).options(joinedload(Offer.event)).where(Offer.id == sa.bindparam("offer_id"))
+_OFFERS_WITH_EVENTS = (sa.select(Offer).options(joinedload(Offer.event))
+                       .where(Offer.id.in_(sa.bindparam("offer_ids", expanding=True))))
+_USER_CART = (sa.select(_CART_TABLE.c.offer_id, _CART_TABLE.c.quantity)
+              .where(_CART_TABLE.c.user_id == sa.bindparam("user_id")).order_by(_CART_TABLE.c.id))
+_USER_CART_COUNT = (sa.select(sa.func.coalesce(sa.func.sum(_CART_TABLE.c.quantity), 0))
+                    .where(_CART_TABLE.c.user_id == sa.bindparam("user_id")))
+_ADD_LINE = sa.insert(_CART_TABLE)
+_SET_QUANTITY = (sa.update(_CART_TABLE).where(_CART_TABLE.c.user_id == sa.bindparam("owner"),
+                                              _CART_TABLE.c.offer_id == sa.bindparam("offer"))
+                 .values(quantity=sa.bindparam("new_quantity")))
+_DELETE_LINES = sa.delete(_CART_TABLE).where(_CART_TABLE.c.user_id == sa.bindparam("user_id"),
+                                             _CART_TABLE.c.offer_id.in_(sa.bindparam("offer_ids", expanding=True)))
+
 
 def parse_session_cart(raw: object) -> dict[int, int]:
     """The session's {"12": 2} as {12: 2}; anything malformed is dropped, quantities clamped."""
@@ -66,7 +83,7 @@ def merge_items(base: Mapping[int, int], extra: Mapping[int, int], *, max_lines:
 
 def offer_for_cart(session: Session, offer_id: int, *, quantity: int, now: datetime) -> Offer:
     """The offer a visitor wants to add, refused when it is not on sale or cannot seat them."""
-    offer = session.scalar(sa.select(Offer).where(Offer.id == offer_id).options(joinedload(Offer.event)))
+    offer = session.scalar(_OFFER_WITH_EVENT, {"offer_id": offer_id})
     if offer is None or not offer.event.published:
         raise NotFound()
     if not offer.published:
@@ -79,17 +96,22 @@ def offer_for_cart(session: Session, offer_id: int, *, quantity: int, now: datet
 
 
 # --------------------------------------------------------------------------- signed-in customers
+def offers_with_events(session: Session, offer_ids) -> dict[int, Offer]:
+    """The offers with these ids (and their events), in one statement; missing ids are left out."""
+    return {offer.id: offer for offer in session.scalars(_OFFERS_WITH_EVENTS, {"offer_ids": list(offer_ids)})}
+
+
 def load_user_cart(session: Session, user_id: int) -> dict[int, int]:
-    rows = session.execute(
-        sa.select(CartItem.offer_id, CartItem.quantity).where(CartItem.user_id == user_id).order_by(CartItem.id)
-    ).all()
-    return {row.offer_id: row.quantity for row in rows}
+    return {row.offer_id: row.quantity for row in session.execute(_USER_CART, {"user_id": user_id})}
 
 
 def user_cart_count(session: Session, user_id: int) -> int:
-    return session.scalar(
-        sa.select(sa.func.coalesce(sa.func.sum(CartItem.quantity), 0)).where(CartItem.user_id == user_id)
-    ) or 0
+    return session.scalar(_USER_CART_COUNT, {"user_id": user_id}) or 0
+
+
+def delete_lines(session: Session, user_id: int, offer_ids) -> None:
+    """Take these offers' lines out of the user's cart (no commit)."""
+    session.execute(_DELETE_LINES, {"user_id": user_id, "offer_ids": list(offer_ids)})
 
 
 def save_user_cart(session: Session, user_id: int, items: Mapping[int, int], *, now: datetime,
@@ -101,16 +123,16 @@ def save_user_cart(session: Session, user_id: int, items: Mapping[int, int], *, 
     """
     if stored is None:
         stored = load_user_cart(session, user_id)
-    table = CartItem.__table__
-    mine = table.c.user_id == user_id
     gone = [offer_id for offer_id in stored if offer_id not in items]
     if gone:
-        session.execute(sa.delete(table).where(mine, table.c.offer_id.in_(gone)))
+        delete_lines(session, user_id, gone)
+    added = [{"user_id": user_id, "offer_id": offer_id, "quantity": quantity, "added_at": now}
+             for offer_id, quantity in items.items() if offer_id not in stored]
+    if added:
+        session.execute(_ADD_LINE, added)
     for offer_id, quantity in items.items():
-        if offer_id not in stored:
-            session.add(CartItem(user_id=user_id, offer_id=offer_id, quantity=quantity, added_at=now))
-        elif stored[offer_id] != quantity:
-            session.execute(sa.update(table).where(mine, table.c.offer_id == offer_id).values(quantity=quantity))
+        if offer_id in stored and stored[offer_id] != quantity:
+            session.execute(_SET_QUANTITY, {"owner": user_id, "offer": offer_id, "new_quantity": quantity})
     session.commit()
 
 
@@ -174,12 +196,7 @@ def describe_cart(session: Session, items: Mapping[int, int], *, now: datetime) 
     """One query for all the offers; lines whose offer was deleted disappear."""
     if not items:
         return CartView()
-    offers = {
-        offer.id: offer
-        for offer in session.scalars(
-            sa.select(Offer).where(Offer.id.in_(list(items))).options(joinedload(Offer.event))
-        )
-    }
+    offers = offers_with_events(session, items)
     view = CartView([CartLine(offers[offer_id], quantity) for offer_id, quantity in items.items()
                      if offer_id in offers])
     seats_wanted: dict[int, int] = {}

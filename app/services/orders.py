@@ -15,6 +15,7 @@ so it is held for one statement and the commit, not for the order's inserts as w
 """
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
@@ -24,9 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
 from app.models import (
-    CartItem,
     Event,
-    Offer,
     Order,
     OrderLine,
     OrderStatus,
@@ -35,7 +34,7 @@ from app.models import (
     User,
 )
 from app.services import audit
-from app.services.cart import check_quantity
+from app.services.cart import check_quantity, delete_lines, offers_with_events
 from app.services.catalogue import mark_catalogue_changed
 from app.services.codes import ORDER_CODE_RE, new_order_code
 from app.services.errors import Conflict, DomainError, Forbidden, NotFound
@@ -62,12 +61,18 @@ def _order_query():
     )
 
 
+# Built once, run with parameters: building the statement and its cache key each time cost
+# half of its CPU (bench/README.md, "Statements built once").
+_ORDER_BY_CODE = _order_query().where(Order.code == sa.bindparam("code"))
+_ORDER_BY_CODE_FOR_USER = _ORDER_BY_CODE.where(Order.user_id == sa.bindparam("user_id"))
+
+
 def get_order_for_user(session: Session, code: str, user_id: int) -> Order:
     """The order with this code if it belongs to the user; NotFound otherwise (no hint either way)."""
     code = (code or "").strip().upper()
     if not ORDER_CODE_RE.fullmatch(code):
         raise NotFound()
-    order = session.execute(_order_query().where(Order.code == code, Order.user_id == user_id)).unique().scalar()
+    order = session.execute(_ORDER_BY_CODE_FOR_USER, {"code": code, "user_id": user_id}).unique().scalar()
     if order is None:
         raise NotFound()
     return order
@@ -76,7 +81,7 @@ def get_order_for_user(session: Session, code: str, user_id: int) -> Order:
 def get_order(session: Session, code: str) -> Order:
     """Any order by code (for administrators)."""
     code = (code or "").strip().upper()
-    order = (session.execute(_order_query().where(Order.code == code)).unique().scalar()
+    order = (session.execute(_ORDER_BY_CODE, {"code": code}).unique().scalar()
              if ORDER_CODE_RE.fullmatch(code) else None)
     if order is None:
         raise NotFound()
@@ -89,15 +94,16 @@ def list_orders_for_user(session: Session, user_id: int) -> list[Order]:
 
 
 # --------------------------------------------------------------------------- seats
+_EVENTS = Event.__table__
+_TAKE_SEATS = (sa.update(_EVENTS)
+               .where(_EVENTS.c.id == sa.bindparam("event_id"),
+                      _EVENTS.c.seats_taken + sa.bindparam("seats") <= _EVENTS.c.capacity)
+               .values(seats_taken=_EVENTS.c.seats_taken + sa.bindparam("seats")))
+
+
 def take_seats(session: Session, event_id: int, seats: int) -> bool:
     """Atomically take seats if they are free; False when the event cannot hold them."""
-    result = session.execute(
-        sa.update(Event.__table__)
-        .where(Event.__table__.c.id == event_id,
-               Event.__table__.c.seats_taken + seats <= Event.__table__.c.capacity)
-        .values(seats_taken=Event.__table__.c.seats_taken + seats)
-    )
-    return result.rowcount == 1
+    return session.execute(_TAKE_SEATS, {"event_id": event_id, "seats": seats}).rowcount == 1
 
 
 def release_seats(session: Session, seats_by_event: Mapping[int, int]) -> None:
@@ -157,11 +163,6 @@ def place_order(session: Session, *, user: User, items: Mapping[int, int], expec
                 raise
 
 
-def _load_offers(session: Session, offer_ids: Iterable[int]) -> dict[int, Offer]:
-    query = sa.select(Offer).where(Offer.id.in_(list(offer_ids))).options(joinedload(Offer.event))
-    return {offer.id: offer for offer in session.scalars(query)}
-
-
 def _place_once(session: Session, **kwargs) -> Order:
     try:
         return _place(session, **kwargs)
@@ -172,7 +173,7 @@ def _place_once(session: Session, **kwargs) -> Order:
 
 def _place(session: Session, *, user: User, items: Mapping[int, int], expected_total_cents: int | None,
            now: datetime, hold_minutes: int, max_per_event: int, code: str) -> Order:
-    offers = _load_offers(session, items)
+    offers = offers_with_events(session, items)
     seats: dict[int, int] = {}
     tickets: dict[int, int] = {}
     for offer_id, quantity in items.items():
@@ -205,7 +206,7 @@ def _place(session: Session, *, user: User, items: Mapping[int, int], expected_t
         order.lines.append(OrderLine(offer_id=offer_id, event_id=offer.event_id, quantity=quantity,
                                      persons=offer.persons, unit_price_cents=offer.price_cents))
     session.add(order)
-    session.execute(sa.delete(CartItem).where(CartItem.user_id == user.id, CartItem.offer_id.in_(list(items))))
+    delete_lines(session, user.id, items)
     for event_id in sorted(seats):  # last (module doc): a sold-out event rolls all of the above back
         if not take_seats(session, event_id, seats[event_id]):
             raise Conflict("sold_out", event=events[event_id].title, event_ids=[event_id])
@@ -216,26 +217,50 @@ def _place(session: Session, *, user: User, items: Mapping[int, int], expected_t
     return order
 
 
+_USERS = User.__table__
+_LOCK_BUYER = sa.select(_USERS.c.id).where(_USERS.c.id == sa.bindparam("user_id")).with_for_update()
+# SQLite has no row locks: a no-op UPDATE takes the database write lock, held to the commit.
+_LOCK_BUYER_SQLITE = sa.update(_USERS).where(_USERS.c.id == sa.bindparam("user_id")).values(id=_USERS.c.id)
+_TICKETS_HELD = (
+    sa.select(OrderLine.event_id, sa.func.sum(OrderLine.quantity))
+    .join(Order, Order.id == OrderLine.order_id)
+    .where(Order.user_id == sa.bindparam("user_id"), Order.status.in_(HOLDING_STATUSES),
+           OrderLine.event_id.in_(sa.bindparam("event_ids", expanding=True)))
+    .group_by(OrderLine.event_id)
+)
+
+
 def _serialise_buyer(session: Session, user_id: int) -> None:
     """One placement at a time per account, so the ticket limit cannot be raced (see module doc)."""
-    if session.connection().dialect.name == "sqlite":  # the write lock, held to the commit
-        table = User.__table__
-        session.execute(sa.update(table).where(table.c.id == user_id).values(id=table.c.id))
-    else:
-        session.execute(sa.select(User.id).where(User.id == user_id).with_for_update())
+    sqlite = session.connection().dialect.name == "sqlite"
+    session.execute(_LOCK_BUYER_SQLITE if sqlite else _LOCK_BUYER, {"user_id": user_id})
 
 
 def _tickets_held(session: Session, user_id: int, event_ids: list[int]) -> dict[int, int]:
-    rows = session.execute(
-        sa.select(OrderLine.event_id, sa.func.sum(OrderLine.quantity))
-        .join(Order, Order.id == OrderLine.order_id)
-        .where(Order.user_id == user_id, Order.status.in_(HOLDING_STATUSES), OrderLine.event_id.in_(event_ids))
-        .group_by(OrderLine.event_id)
-    ).all()
+    rows = session.execute(_TICKETS_HELD, {"user_id": user_id, "event_ids": event_ids})
     return {event_id: int(count) for event_id, count in rows}
 
 
 # --------------------------------------------------------------------------- expiry
+@functools.cache
+def _expiry_statements(by_user: bool, by_order: bool, by_events: bool, batch_size: int):
+    """The two statements of `expire_stale_orders` for one combination of filters, built once."""
+    table = Order.__table__
+    conditions = [table.c.status == PENDING, table.c.expires_at <= sa.bindparam("cutoff")]
+    if by_user:
+        conditions.append(table.c.user_id == sa.bindparam("owner_id"))
+    if by_order:
+        conditions.append(table.c.id == sa.bindparam("only_order_id"))
+    if by_events:
+        conditions.append(table.c.id.in_(sa.select(OrderLine.order_id).where(
+            OrderLine.event_id.in_(sa.bindparam("of_event_ids", expanding=True)))))
+    find = (sa.select(table.c.id).where(*conditions).order_by(table.c.id).limit(batch_size)
+            .with_for_update(skip_locked=True))
+    expire = (sa.update(table).where(table.c.id.in_(sa.bindparam("candidate_ids", expanding=True)), *conditions)
+              .values(status=OrderStatus.EXPIRED.value).returning(table.c.id))
+    return find, expire
+
+
 def expire_stale_orders(session: Session, *, now: datetime, user_id: int | None = None, order_id: int | None = None,
                         event_ids: Iterable[int] | None = None, batch_size: int = EXPIRY_BATCH) -> int:
     """Expire pending orders whose hold has run out and give their seats back. Idempotent.
@@ -243,26 +268,15 @@ def expire_stale_orders(session: Session, *, now: datetime, user_id: int | None 
     Each order changes state with `UPDATE … WHERE status = 'pending'`, so of two workers
     expiring the same order only one releases its seats. Returns how many orders expired.
     """
-    table = Order.__table__
-    conditions = [table.c.status == PENDING, table.c.expires_at <= now]
-    if user_id is not None:
-        conditions.append(table.c.user_id == user_id)
-    if order_id is not None:
-        conditions.append(table.c.id == order_id)
-    if event_ids is not None:
-        conditions.append(table.c.id.in_(sa.select(OrderLine.order_id).where(OrderLine.event_id.in_(list(event_ids)))))
+    find, expire = _expiry_statements(user_id is not None, order_id is not None, event_ids is not None, batch_size)
+    params = {"cutoff": now, "owner_id": user_id, "only_order_id": order_id,
+              "of_event_ids": list(event_ids) if event_ids is not None else None}
     total = 0
     while True:
-        candidates = session.scalars(
-            sa.select(table.c.id).where(*conditions).order_by(table.c.id).limit(batch_size)
-            .with_for_update(skip_locked=True)
-        ).all()
+        candidates = session.scalars(find, params).all()
         if not candidates:
             return total
-        expired = session.scalars(
-            sa.update(table).where(table.c.id.in_(candidates), *conditions)
-            .values(status=OrderStatus.EXPIRED.value).returning(table.c.id)
-        ).all()
+        expired = session.scalars(expire, params | {"candidate_ids": candidates}).all()
         if expired:
             release_seats(session, _seats_of_orders(session, expired))
         session.commit()

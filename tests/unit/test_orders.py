@@ -308,6 +308,41 @@ def test_paying_writes_its_rows_with_one_insert_each_and_no_orm_flush(app):
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Ticket).where(Ticket.order_id == order.id)) == 3
 
 
+def test_a_purchase_runs_statements_built_once(app):
+    """Building a statement and its cache key on every call cost about as much as running it:
+    the second buyer's purchase runs the very statement objects the first one ran."""
+    from app.services import cart
+
+    event = make_event(capacity=50)
+    solo = offer_of(event, "solo")
+
+    def buy(user) -> set[int]:
+        built: set[int] = set()
+
+        def on_execute(state):
+            if not (state.is_column_load or state.is_relationship_load):
+                built.add(id(state.statement))
+
+        sa.event.listen(db.session, "do_orm_execute", on_execute)
+        try:
+            at = now()
+            assert cart.offer_for_cart(db.session, solo.id, quantity=1, now=at)
+            stored = cart.load_user_cart(db.session, user.id)
+            cart.save_user_cart(db.session, user.id, {solo.id: 1}, now=at, stored=stored)
+            assert cart.describe_cart(db.session, cart.load_user_cart(db.session, user.id), now=at).total_cents
+            placed = place(user, {solo: 1}, at=at)
+            order = orders.get_order_for_user(db.session, placed.code, user.id)
+            assert pay(order, MockProvider(), at=at).paid_now
+            assert orders.get_order_for_user(db.session, placed.code, user.id).is_paid
+        finally:
+            sa.event.remove(db.session, "do_orm_execute", on_execute)
+        return built
+
+    first, second = buy(customer()), buy(customer())
+    assert len(second) >= 10
+    assert second <= first, f"{len(second - first)} statement(s) built again"
+
+
 def test_paying_twice_charges_once(app):
     event = make_event()
     order = place(customer(), {offer_of(event, "solo"): 1})
