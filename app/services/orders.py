@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, joinedload, make_transient_to_detached
 
 from app.models import (
     Event,
@@ -38,6 +38,7 @@ from app.services.cart import check_quantity, delete_lines, offers_with_events
 from app.services.catalogue import mark_catalogue_changed
 from app.services.codes import ORDER_CODE_RE, new_order_code
 from app.services.errors import Conflict, DomainError, Forbidden, NotFound
+from app.services.stats import STATS_UNAFFECTED
 from app.services.transactions import commit_keeping_loaded
 
 PENDING, PAID = OrderStatus.PENDING.value, OrderStatus.PAID.value
@@ -199,13 +200,14 @@ def _place(session: Session, *, user: User, items: Mapping[int, int], expected_t
             raise Conflict("ticket_limit_reached", limit=max_per_event, held=already,
                            left=max(max_per_event - already, 0), event=events[event_id].title)
 
-    order = Order(code=code, user_id=user.id, status=PENDING, total_cents=total, currency="EUR", created_at=now,
-                  expires_at=now + timedelta(minutes=hold_minutes), idempotency_key=new_idempotency_key())
-    for offer_id, quantity in items.items():
-        offer = offers[offer_id]
-        order.lines.append(OrderLine(offer_id=offer_id, event_id=offer.event_id, quantity=quantity,
-                                     persons=offer.persons, unit_price_cents=offer.price_cents))
-    session.add(order)
+    order = _insert_order(
+        session,
+        {"code": code, "user_id": user.id, "status": PENDING, "total_cents": total, "currency": "EUR",
+         "created_at": now, "expires_at": now + timedelta(minutes=hold_minutes),
+         "idempotency_key": new_idempotency_key()},
+        [{"offer_id": offer_id, "event_id": offers[offer_id].event_id, "quantity": quantity,
+          "persons": offers[offer_id].persons, "unit_price_cents": offers[offer_id].price_cents}
+         for offer_id, quantity in items.items()])
     delete_lines(session, user.id, items)
     for event_id in sorted(seats):  # last (module doc): a sold-out event rolls all of the above back
         if not take_seats(session, event_id, seats[event_id]):
@@ -214,6 +216,26 @@ def _place(session: Session, *, user: User, items: Mapping[int, int], expected_t
     # The caller shows the order it just wrote (to the user who placed it): no need to read them
     # back. The rest (the events whose seats the UPDATE moved) expires as usual.
     commit_keeping_loaded(session, only=[order, *order.lines, user])
+    return order
+
+
+# A pending order and its lines sell nothing yet: their INSERTs leave the statistics as they are.
+_INSERT_ORDER = sa.insert(Order.__table__).returning(Order.__table__.c.id).execution_options(**STATS_UNAFFECTED)
+_INSERT_LINES = (sa.insert(OrderLine.__table__)
+                 .returning(OrderLine.__table__.c.id, sort_by_parameter_order=True)
+                 .execution_options(**STATS_UNAFFECTED))
+
+
+def _insert_order(session: Session, values: dict, lines: list[dict]) -> Order:
+    """Write the order and its lines with two INSERTs, and hand back ORM objects for them as if
+    just read: no unit of work to flush, and nothing to read back for the page that shows them."""
+    order_id = session.execute(_INSERT_ORDER, values).scalar_one()
+    line_ids = session.execute(_INSERT_LINES, [line | {"order_id": order_id} for line in lines]).scalars().all()
+    order = Order(id=order_id, paid_at=None, cancelled_at=None, **values)
+    order.lines = [OrderLine(id=line_id, order_id=order_id, **line) for line_id, line in zip(line_ids, lines)]
+    for written in (order, *order.lines):
+        make_transient_to_detached(written)  # persistent with what was written, nothing pending
+    session.add(order)
     return order
 
 

@@ -293,6 +293,9 @@ STATS_TABLES = frozenset(model.__table__.name for model in STATS_MODELS)
 # Columns whose changes do not move any figure: seats held by pending orders, hold windows.
 IGNORED_COLUMNS = {"events": {"seats_taken"}, "orders": {"expires_at", "idempotency_key"}}
 _FLAG = "stats_changed"
+# Execution options of a statement that writes to a table the statistics read without changing a
+# figure (a pending order's INSERT): `statement.execution_options(**STATS_UNAFFECTED)`.
+STATS_UNAFFECTED = {"stats_unaffected": True}
 _FLAG_SOON = "stats_changed_soon"
 
 
@@ -321,7 +324,7 @@ def object_changes_stats(obj, *, new: bool = False, deleted: bool = False) -> bo
 def statement_changes_stats(statement) -> bool:
     """A bulk INSERT/UPDATE/DELETE run through the session (e.g. a conditional check-in UPDATE)."""
     table = getattr(statement, "table", None)
-    if getattr(table, "name", None) not in STATS_TABLES:
+    if getattr(table, "name", None) not in STATS_TABLES or statement.get_execution_options().get("stats_unaffected"):
         return False
     values = getattr(statement, "_values", None)
     if not values:

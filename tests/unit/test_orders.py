@@ -231,6 +231,30 @@ def test_a_placed_order_needs_no_second_read(app):
     assert event.seats_taken == 2  # what the seat UPDATE changed behind the ORM's back is not kept
 
 
+def test_placing_writes_the_order_and_its_lines_with_two_inserts_and_no_orm_flush(app):
+    """What it hands back is persistent and clean: nothing left for a later flush to write."""
+    event, user = make_event(), customer()
+    flushes = []
+
+    def on_flush(_session, _context):
+        flushes.append(1)
+
+    sa.event.listen(db.session, "after_flush", on_flush)
+    try:
+        with sql_statements(db.engine) as seen:
+            order = place(user, {offer_of(event, "duo"): 1, offer_of(event, "solo"): 3})
+    finally:
+        sa.event.remove(db.session, "after_flush", on_flush)
+    inserts = [s.split()[2] for s in seen if s.lstrip().upper().startswith("INSERT")]
+    assert inserts[0] == "orders" and set(inserts[1:]) == {"order_lines"} and flushes == []
+    assert sa.inspect(order).persistent and not db.session.new and not db.session.dirty
+    assert all(sa.inspect(line).persistent and line.order_id == order.id for line in order.lines)
+    db.session.expunge_all()
+    stored = orders.get_order_for_user(db.session, order.code, user.id)
+    assert sorted((line.id, line.quantity) for line in stored.lines) == sorted(
+        (line.id, line.quantity) for line in order.lines)
+
+
 def test_an_order_is_read_with_its_lines_and_payments_in_one_statement(app):
     event = make_event()
     user = customer()

@@ -1,7 +1,7 @@
 """Dashboard statistics: exact figures from known data, filters, Paris days, cache and invalidation."""
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -179,6 +179,23 @@ def test_holding_seats_and_pending_orders_are_not_sales(sales, commits):
     db.session.commit()
     make_order(sales.customer, [(sales.a_solo, 1)], status=OrderStatus.PENDING.value)
     assert commits == []
+
+
+def test_placing_an_order_is_not_a_sale_and_paying_it_is(app, commits):
+    """Placing writes the order and its lines with plain INSERTs marked STATS_UNAFFECTED."""
+    from app.services import checkout, orders
+    from app.services.payments import CardDetails, MockProvider
+    from tests.shop import customer, make_event, offer_of
+
+    solo, buyer = offer_of(make_event(), "solo"), customer()
+    commits.clear()  # creating the event was a change
+    now = datetime.now(UTC)
+    order = orders.place_order(db.session, user=buyer, items={solo.id: 2}, expected_total_cents=2 * solo.price_cents,
+                               now=now, hold_minutes=15, max_tickets_per_event=10)
+    assert commits == []
+    card = CardDetails(number="4242424242424242", exp_month=12, exp_year=now.year + 2, cvv="123", holder="Ada")
+    assert checkout.pay_order(db.session, order, card, provider=MockProvider(), now=now).paid_now
+    assert commits == [True]
 
 
 def test_a_rolled_back_change_is_not_reported(sales, commits):
