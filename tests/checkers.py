@@ -41,6 +41,21 @@ def wait_for(condition, seconds: float = 5.0) -> bool:
 
 
 @contextlib.contextmanager
+def orm_flushes(session):
+    """A list that gets one entry per flush of `session` (a scoped session too) inside the block."""
+    seen: list[int] = []
+
+    def on_flush(_session, _context):
+        seen.append(1)
+
+    sa.event.listen(session, "after_flush", on_flush)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(session, "after_flush", on_flush)
+
+
+@contextlib.contextmanager
 def sql_statements(engine):
     """Every statement `engine` sends inside the block, in order, with "COMMIT" where it commits."""
     seen: list[str] = []

@@ -13,7 +13,7 @@ from app.services import checkout, orders
 from app.services.codes import ORDER_CODE_RE
 from app.services.errors import Conflict, DomainError, Forbidden
 from app.services.payments import CardDetails, MockProvider
-from tests.checkers import sql_statements
+from tests.checkers import orm_flushes, sql_statements
 from tests.shop import customer, make_event, offer_of, seats_taken
 
 HOLD = 15
@@ -234,17 +234,8 @@ def test_a_placed_order_needs_no_second_read(app):
 def test_placing_writes_the_order_and_its_lines_with_two_inserts_and_no_orm_flush(app):
     """What it hands back is persistent and clean: nothing left for a later flush to write."""
     event, user = make_event(), customer()
-    flushes = []
-
-    def on_flush(_session, _context):
-        flushes.append(1)
-
-    sa.event.listen(db.session, "after_flush", on_flush)
-    try:
-        with sql_statements(db.engine) as seen:
-            order = place(user, {offer_of(event, "duo"): 1, offer_of(event, "solo"): 3})
-    finally:
-        sa.event.remove(db.session, "after_flush", on_flush)
+    with orm_flushes(db.session) as flushes, sql_statements(db.engine) as seen:
+        order = place(user, {offer_of(event, "duo"): 1, offer_of(event, "solo"): 3})
     inserts = [s.split()[2] for s in seen if s.lstrip().upper().startswith("INSERT")]
     assert inserts[0] == "orders" and set(inserts[1:]) == {"order_lines"} and flushes == []
     assert sa.inspect(order).persistent and not db.session.new and not db.session.dirty
@@ -314,17 +305,8 @@ def test_paying_writes_its_rows_with_one_insert_each_and_no_orm_flush(app):
     event = make_event()
     order = place(customer(), {offer_of(event, "duo"): 2, offer_of(event, "solo"): 1})
     order = orders.get_order_for_user(db.session, order.code, order.user_id)
-    flushes = []
-
-    def on_flush(_session, _context):
-        flushes.append(1)
-
-    sa.event.listen(db.session, "after_flush", on_flush)
-    try:
-        with sql_statements(db.engine) as seen:
-            assert pay(order, MockProvider()).paid_now
-    finally:
-        sa.event.remove(db.session, "after_flush", on_flush)
+    with orm_flushes(db.session) as flushes, sql_statements(db.engine) as seen:
+        assert pay(order, MockProvider()).paid_now
     inserts = [re.match(r"\s*INSERT INTO (\w+)", s, re.IGNORECASE).group(1) for s in seen
                if re.match(r"\s*INSERT\b", s, re.IGNORECASE)]
     assert sorted(inserts) == ["audit_events", "email_jobs", "payments", "tickets"]
