@@ -1,0 +1,97 @@
+"""Instructions the app executes per buyer's purchase and per signed-in page, counted by callgrind.
+
+    .venv/bin/python bench/instructions.py [--small 4 --large 24] [--journey purchase|page|both]
+
+Timings on this shared 2-core machine drift by ±30 % within an evening; instruction counts do
+not: `valgrind --tool=callgrind` counts what the CPU executes, whatever else is running, so two
+versions of the code compare exactly. Each journey runs twice in one in-process app (production
+configuration on the bench database and Redis, Flask's test client, as bench/roundtrips.py):
+once with `--small` and once with `--large` repetitions, with identical setup. The difference
+divided by the difference in repetitions is the cost of one repetition, with the process start,
+imports, setup and first-call warm-up cancelled out.
+
+- purchase: a fresh buyer signs in (bcrypt cost 4), opens the event page, adds one Solo ticket,
+  opens the checkout review, places the order and pays with the success card (8 requests).
+- page: the same signed-in buyer GETs /cart/ (an empty cart: one small query, the layout).
+
+Only the Python process is counted (PostgreSQL and Redis run outside valgrind). Needs valgrind
+(`apt-get install valgrind`); about 3 minutes.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import common
+
+PAGE = "/cart/"
+
+
+def inner(journey: str, repetitions: int, setup_buyers: int) -> None:
+    """Run under callgrind: the same setup whatever `repetitions`, then the journeys."""
+    from bench import roundtrips, rush
+
+    app, counter = roundtrips.make_app()
+    event = rush.create_rush_event(setup_buyers * 2, "instructions")
+    emails = rush.create_buyers(setup_buyers + 1, "instructions")
+    if journey == "purchase":
+        for email in emails[:repetitions]:
+            roundtrips.buyer_flow(roundtrips.Step(app.test_client(), counter), email, event, events_list=False)
+        return
+    step = roundtrips.Step(app.test_client(), counter)
+    page = step("login page", "GET", "/auth/login")
+    action, data = roundtrips.form(page, "/auth/login", email=emails[-1], password=common.PASSWORD)
+    step("login", "POST", action, data)
+    for _ in range(repetitions):
+        step("page", "GET", PAGE)
+
+
+def count(journey: str, repetitions: int, setup_buyers: int) -> int:
+    out = common.OUT / f"callgrind.{os.getpid()}.{journey}.{repetitions}.out"  # runs may overlap
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, __file__,
+                    "--inner", journey, str(repetitions), str(setup_buyers)],
+                   check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    match = re.search(r"^(?:summary|totals): (\d+)", out.read_text(), re.MULTILINE)
+    out.unlink()
+    return int(match.group(1))
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", type=int, default=4)
+    parser.add_argument("--large", type=int, default=24)
+    parser.add_argument("--journey", choices=("purchase", "page", "both"), default="both")
+    parser.add_argument("--inner", nargs=3, metavar=("JOURNEY", "N", "SETUP"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.inner:
+        journey, n, setup = args.inner
+        inner(journey, int(n), int(setup))
+        return {}
+    if shutil.which("valgrind") is None:
+        sys.exit("valgrind is not installed (apt-get install valgrind)")
+    common.OUT.mkdir(parents=True, exist_ok=True)
+    figures = {}
+    journeys = ("purchase", "page") if args.journey == "both" else (args.journey,)
+    for journey in journeys:
+        scale = 10 if journey == "page" else 1  # a page is cheap: more of them for a steady figure
+        small, large = args.small * scale, args.large * scale
+        totals = [count(journey, n, large) for n in (small, large)]
+        per = (totals[1] - totals[0]) / (large - small)
+        figures[f"instructions_per_{journey}_m"] = round(per / 1e6, 2)
+        what = "buyer (sign-in + purchase, 8 requests)" if journey == "purchase" else f"signed-in GET {PAGE}"
+        print(f"{journey}: {per / 1e6:.2f} M instructions per {what}  "
+              f"({small}: {totals[0]:,}; {large}: {totals[1]:,})")
+    common.record("instructions", figures)
+    return figures
+
+
+if __name__ == "__main__":
+    main()
