@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import current_app, has_app_context
 from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from app import prefetch
@@ -61,9 +62,22 @@ def cached_user(user_id: int) -> User | None:
         if user is not None:
             cache.set(key, _snapshot(user), timeout=_timeout())
         return user
-    user = User(**data)
+    return _attach_snapshot(data)
+
+
+def _attach_snapshot(data: dict) -> User:
+    """The cached columns as a persistent, unmodified User in `db.session`, without a query.
+
+    Built as a load would build it (values set as committed, so no change history; no
+    constructor) and attached with `add`: `merge` would copy every attribute into a second
+    instance, which cost more than the rest of loading the user.
+    """
+    user = User.__mapper__.class_manager.new_instance()
+    for key, value in data.items():
+        set_committed_value(user, key, value)
     make_transient_to_detached(user)  # columns left out (secrets) load from the database on access
-    return db.session.merge(user, load=False)
+    db.session.add(user)
+    return user
 
 
 def _snapshot(user: User) -> dict:

@@ -132,7 +132,19 @@ def test_cached_user_comes_back_attached_without_secrets_in_the_cache(app):
     db.session.expunge_all()
     auth_cache.cached_user(user_id)  # loads and caches
     db.session.expunge_all()
-    again = auth_cache.cached_user(user_id)  # from the cache
+    constructed = []
+
+    def count_constructor(*_args, **_kwargs):
+        constructed.append(1)
+
+    sa.event.listen(User, "init", count_constructor)
+    try:
+        again = auth_cache.cached_user(user_id)  # from the cache
+    finally:
+        sa.event.remove(User, "init", count_constructor)
+    # Built as a load builds it: no constructor, no change history, nothing for a flush to write.
+    assert constructed == []
+    assert sa.inspect(again).persistent and not db.session.dirty and not db.session.is_modified(again)
     assert again in db.session and again.email == user.email
     assert again.user_key == key  # the secret column loads from the database on access
 
