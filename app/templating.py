@@ -1,10 +1,10 @@
-"""Jinja filters and globals: money in cents, dates in the event's time zone."""
+"""Jinja filters and globals: money in cents, dates in the event's time zone, the layout's links."""
 from __future__ import annotations
 
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from flask import Flask
+from flask import Flask, has_request_context, request
 
 from app.access import ADMIN
 from app.messages import message_for
@@ -20,6 +20,38 @@ def format_cents(cents: int | None, currency: str = "EUR") -> str:
     return f"{sign}{symbol}{cents // 100:,}.{cents % 100:02d}"
 
 
+# The layout's links take no values (a navbar endpoint, a static file): a few dozen in all.
+_MAX_REMEMBERED_URLS = 512
+
+
+def remembering_url_for(app: Flask):
+    """`url_for` for templates, remembering the URLs built without values.
+
+    Every page's layout builds about a dozen links that never change (its stylesheets and
+    scripts, the navbar's endpoints); building one through Werkzeug's map costs about as much
+    as a small query's round trip. They are remembered per script root (the path the app is
+    mounted under), so an app served under two prefixes links each correctly. Links with
+    values (an order's code, `_external`, ...) and blueprint-relative endpoints are built as
+    usual. The app registers no `url_defaults` hook, which would make an endpoint's URL vary.
+    """
+    build = app.url_for
+    remembered: dict[tuple[str, str, str | None], str] = {}
+
+    def url_for(endpoint: str, /, **values) -> str:
+        plain = not values or (len(values) == 1 and isinstance(values.get("filename"), str))
+        if not plain or endpoint.startswith(".") or not has_request_context():
+            return build(endpoint, **values)
+        key = (request.script_root, endpoint, values.get("filename"))
+        url = remembered.get(key)
+        if url is None:
+            url = build(endpoint, **values)
+            if len(remembered) < _MAX_REMEMBERED_URLS:
+                remembered[key] = url
+        return url
+
+    return url_for
+
+
 def register(app: Flask) -> None:
     zone = ZoneInfo(app.config["DISPLAY_TIMEZONE"])
 
@@ -28,6 +60,7 @@ def register(app: Flask) -> None:
             return ""
         return value.astimezone(zone).strftime(fmt)
 
+    app.jinja_env.globals["url_for"] = remembering_url_for(app)
     app.jinja_env.filters["money"] = format_cents
     app.jinja_env.filters["local"] = local
     app.jinja_env.globals["message_for"] = message_for
