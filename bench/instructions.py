@@ -1,10 +1,14 @@
 """Instructions the app executes per buyer's purchase and per signed-in page, counted by callgrind.
 
     .venv/bin/python bench/instructions.py [--small 4 --large 24] [--journey purchase|page|both]
+    .venv/bin/python bench/instructions.py --against bench/out/src-<commit>   # two versions side by side
 
-Timings on this shared 2-core machine drift by ±30 % within an evening; instruction counts do
-not: `valgrind --tool=callgrind` counts what the CPU executes, whatever else is running, so two
-versions of the code compare exactly. Each journey runs twice in one in-process app (production
+Timings on this shared 2-core machine drift by ±30 % within an evening; instruction counts
+hardly do: `valgrind --tool=callgrind` counts what the CPU executes. Not quite whatever else is
+running, though: the app's caches expire by the clock and a run under valgrind is ~50× slower,
+so a slower run re-reads a little more (a purchase measured 1.5 % apart at different times, a
+page 0.2 %). `--against` therefore runs the other version at the same time on the other core,
+step by step, and the two compare to about 0.1 %. Each journey runs twice in one in-process app (production
 configuration on the bench database and Redis, Flask's test client, as bench/roundtrips.py):
 once with `--small` and once with `--large` repetitions, with identical setup. The difference
 divided by the difference in repetitions is the cost of one repetition, with the process start,
@@ -15,11 +19,12 @@ imports, setup and first-call warm-up cancelled out.
 - page: the same signed-in buyer GETs /cart/ (an empty cart: one small query, the layout).
 
 Only the Python process is counted (PostgreSQL and Redis run outside valgrind). Needs valgrind
-(`apt-get install valgrind`); about 3 minutes.
+(`apt-get install valgrind`); about 5 minutes.
 """
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import os
 import re
 import shutil
@@ -53,9 +58,10 @@ def inner(journey: str, repetitions: int, setup_buyers: int) -> None:
         step("page", "GET", PAGE)
 
 
-def count(journey: str, repetitions: int, setup_buyers: int) -> int:
-    out = common.OUT / f"callgrind.{os.getpid()}.{journey}.{repetitions}.out"  # runs may overlap
-    env = dict(os.environ, PYTHONHASHSEED="0")
+def count(journey: str, repetitions: int, setup_buyers: int, source: Path) -> int:
+    out = common.OUT / f"callgrind.{os.getpid()}.{source.name}.{journey}.{repetitions}.out"  # runs may overlap
+    env = dict(os.environ, PYTHONHASHSEED="0", BENCH_SOURCE=str(source))
+    env.pop("BENCH_PATCHES", None)  # `source` is already the patched copy when patches were asked for
     subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, __file__,
                     "--inner", journey, str(repetitions), str(setup_buyers)],
                    check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -69,6 +75,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--small", type=int, default=4)
     parser.add_argument("--large", type=int, default=24)
     parser.add_argument("--journey", choices=("purchase", "page", "both"), default="both")
+    parser.add_argument("--against", type=Path, help="another version's directory (bench/out/src-<commit>), "
+                        "measured side by side")
     parser.add_argument("--inner", nargs=3, metavar=("JOURNEY", "N", "SETUP"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.inner:
@@ -78,17 +86,26 @@ def main(argv=None) -> dict:
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (apt-get install valgrind)")
     common.OUT.mkdir(parents=True, exist_ok=True)
+    source = common.app_dir()
+    sources = [source] + ([args.against.resolve()] if args.against else [])
     figures = {}
     journeys = ("purchase", "page") if args.journey == "both" else (args.journey,)
     for journey in journeys:
         scale = 10 if journey == "page" else 1  # a page is cheap: more of them for a steady figure
         small, large = args.small * scale, args.large * scale
-        totals = [count(journey, n, large) for n in (small, large)]
-        per = (totals[1] - totals[0]) / (large - small)
-        figures[f"instructions_per_{journey}_m"] = round(per / 1e6, 2)
+        totals: dict[Path, list[int]] = {src: [] for src in sources}
+        with concurrent.futures.ThreadPoolExecutor(len(sources)) as pool:
+            for n in (small, large):  # every version runs each step at once, under the same load
+                futures = {src: pool.submit(count, journey, n, large, src) for src in sources}
+                for src, future in futures.items():
+                    totals[src].append(future.result())
+        per = {src: (runs[1] - runs[0]) / (large - small) for src, runs in totals.items()}
+        figures[f"instructions_per_{journey}_m"] = round(per[source] / 1e6, 2)
         what = "buyer (sign-in + purchase, 8 requests)" if journey == "purchase" else f"signed-in GET {PAGE}"
-        print(f"{journey}: {per / 1e6:.2f} M instructions per {what}  "
-              f"({small}: {totals[0]:,}; {large}: {totals[1]:,})")
+        for src in sources:
+            change = f" ({per[source] / per[src] - 1:+.1%} for {source.name})" if src != source else ""
+            print(f"{journey}: {per[src] / 1e6:.2f} M instructions per {what} — {src.name}{change}")
+    figures["instructions_commit"] = "work tree" if source == common.ROOT else source.name.removeprefix("src-")
     common.record("instructions", figures)
     return figures
 
