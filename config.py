@@ -68,9 +68,10 @@ class Config:
     )
     # Pool options are set in app/backends.py (and the idle ping in app/db_pool.py).
     SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict] = {}
-    # Connections per process (PostgreSQL): enough for every gunicorn thread (GUNICORN_THREADS,
-    # 32) to hold one, since a request keeps its connection until it ends. Processes × this must
-    # stay below PostgreSQL's max_connections (100 by default).
+    # Connections per process (PostgreSQL). A request keeps its connection until it ends; under
+    # gevent the requests beyond these wait for a free one (up to SQLAlchemy's 30 s pool timeout),
+    # and 32 kept both cores busy in the rush. Processes × this must stay below PostgreSQL's
+    # max_connections (100 by default).
     DATABASE_POOL_SIZE = env_int("DATABASE_POOL_SIZE", 16)
     DATABASE_MAX_OVERFLOW = env_int("DATABASE_MAX_OVERFLOW", 16)
     # PostgreSQL: a pooled connection idle this many seconds or more is pinged before reuse (0:
@@ -80,6 +81,10 @@ class Config:
     # invalidates the whole pool, so the following requests reconnect.
     DATABASE_PING_IDLE_SECONDS = env_int("DATABASE_PING_IDLE_SECONDS", 10)
     REDIS_URL = env("REDIS_URL")
+    # Redis connections per process for sessions and cache (and as many for rate limits); a
+    # request that finds none free waits up to REDIS_POOL_TIMEOUT seconds (app/backends.py).
+    REDIS_MAX_CONNECTIONS = env_int("REDIS_MAX_CONNECTIONS", 64)
+    REDIS_POOL_TIMEOUT = env_int("REDIS_POOL_TIMEOUT", 10)
     # `flask db …` (Alembic): everywhere but in the web workers (see register_migration_commands).
     MIGRATION_COMMANDS = not env_bool("GUICHET_WEB_SERVER", False)
 

@@ -11,17 +11,21 @@ def configure_backends(app: Flask) -> None:
     cfg = app.config
     redis_url = cfg.get("REDIS_URL")
     if redis_url:
-        import redis
-
+        client = shared_redis_client(redis_url, int(cfg["REDIS_MAX_CONNECTIONS"]),
+                                     float(cfg["REDIS_POOL_TIMEOUT"]))
         # Flask-Session 0.8 wants a client instance: a URL string would silently use localhost.
         if not cfg.get("SESSION_REDIS"):
-            cfg["SESSION_REDIS"] = redis.Redis.from_url(redis_url)
+            cfg["SESSION_REDIS"] = client
         cfg["SESSION_TYPE"] = "redis"
         if cfg.get("CACHE_TYPE") in (None, "SimpleCache"):
             cfg["CACHE_TYPE"] = "RedisCache"
-            cfg["CACHE_REDIS_URL"] = redis_url
+            cfg["CACHE_REDIS_HOST"] = client  # cachelib takes a client object as its host
         if cfg.get("RATELIMIT_STORAGE_URI") in (None, "memory://"):
             cfg["RATELIMIT_STORAGE_URI"] = redis_url
+            options = dict(cfg.get("RATELIMIT_STORAGE_OPTIONS") or {})
+            options.setdefault("connection_pool", blocking_pool(
+                redis_url, int(cfg["REDIS_MAX_CONNECTIONS"]), float(cfg["REDIS_POOL_TIMEOUT"])))
+            cfg["RATELIMIT_STORAGE_OPTIONS"] = options
     elif cfg.get("SESSION_TYPE") == "cachelib" and not cfg.get("SESSION_CACHELIB"):
         from cachelib.file import FileSystemCache
 
@@ -48,6 +52,24 @@ def configure_backends(app: Flask) -> None:
         path = uri.removeprefix("sqlite:///")
         if uri.startswith("sqlite:///") and path and not path.startswith(":"):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+def blocking_pool(redis_url: str, max_connections: int, timeout: float):
+    """A pool that makes a request wait for a free connection instead of failing.
+
+    redis-py's default pool raises "Too many connections" past 100. gunicorn's gevent worker
+    runs every open connection's request at once (hundreds during an on-sale rush), so a burst
+    would turn into 500s; with the blocking pool the extra requests queue for `timeout` seconds."""
+    import redis
+
+    return redis.BlockingConnectionPool.from_url(redis_url, max_connections=max_connections, timeout=timeout)
+
+
+def shared_redis_client(redis_url: str, max_connections: int, timeout: float):
+    """One client and pool for sessions and the cache: a request needs both, in turn."""
+    import redis
+
+    return redis.Redis(connection_pool=blocking_pool(redis_url, max_connections, timeout))
 
 
 def tune_sqlite(engine: sa.Engine) -> None:
