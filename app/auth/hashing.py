@@ -5,10 +5,16 @@ Every hash and check runs on one background thread per process at a lower CPU pr
 people signing in at once would otherwise take both cores for seconds and every page other
 visitors load would wait behind them. On the low-priority thread the sign-ins queue and use the
 CPU the pages leave over. bcrypt releases the GIL, so the waiting request thread costs nothing.
+
+Under gunicorn's gevent worker, `threading` is monkey-patched and a thread it starts is a
+greenlet on the worker's one OS thread: bcrypt there would stop every request of the process for
+its quarter second. The hashing thread is then one of gevent's own real threads, and the waiting
+request yields to the others.
 """
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
@@ -47,10 +53,28 @@ class LowPriorityThread:
         with self._lock:
             if self._executor is None:
                 self._nice = nice
-                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bcrypt",
-                                                    initializer=self._lower_priority)
+                self._executor = _GeventThread(self._lower_priority) if _threads_are_greenlets() else \
+                    ThreadPoolExecutor(max_workers=1, thread_name_prefix="bcrypt", initializer=self._lower_priority)
             executor = self._executor
         return executor.submit(fn, *args).result()
+
+
+def _threads_are_greenlets() -> bool:
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and monkey.is_module_patched("threading")
+
+
+class _GeventThread:
+    """One real OS thread from gevent's pool, with ThreadPoolExecutor's submit().result()."""
+
+    def __init__(self, initializer) -> None:
+        from gevent.threadpool import ThreadPool
+
+        self._pool = ThreadPool(1, idle_task_timeout=-1)  # the thread stays, with its priority
+        self._pool.spawn(initializer).get()
+
+    def submit(self, fn, *args):
+        return self._pool.spawn(fn, *args)  # an AsyncResult: .result() waits, yielding to the others
 
 
 _hashing_thread = LowPriorityThread()

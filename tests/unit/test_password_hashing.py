@@ -64,3 +64,45 @@ def test_the_hasher_checks_passwords_on_the_hashing_thread(app):
         assert hasher.check(stored, "Podium-Relay-2026")
         assert not hasher.check(stored, "Podium-Relay-2025")
         assert not hasher.check(stored, "x" * 73)  # beyond bcrypt's 72 bytes: refused, same work
+
+
+GEVENT_SCRIPT = """
+from gevent import monkey; monkey.patch_all()
+import sys, gevent, bcrypt
+from app.auth.hashing import LowPriorityThread
+
+hashed = bcrypt.hashpw(b"Podium-Relay-2026", bcrypt.gensalt(12))
+ticks = 0
+
+def other_requests():
+    global ticks
+    while True:
+        ticks += 1
+        gevent.sleep(0.001)
+
+gevent.spawn(other_requests)
+gevent.sleep(0)
+worker = LowPriorityThread()
+assert worker.run(10, bcrypt.checkpw, b"Podium-Relay-2026", hashed)
+try:
+    worker.run(10, bcrypt.checkpw, b"x", b"not a bcrypt hash")
+except ValueError:
+    pass
+else:
+    sys.exit("the error did not reach the caller")
+print(ticks)
+"""
+
+
+def test_under_gevent_bcrypt_leaves_the_other_greenlets_running():
+    """gunicorn's gevent worker patches threading into greenlets: a bcrypt-12 check on such a
+    'thread' would stop the whole process; on gevent's real thread the others keep running."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("gevent")
+    result = subprocess.run([sys.executable, "-c", GEVENT_SCRIPT], check=False, capture_output=True, text=True,
+                            timeout=60, cwd=Path(__file__).resolve().parents[2])
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) >= 20  # one tick per millisecond of waiting; blocked, it stays at 1
