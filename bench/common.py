@@ -271,6 +271,8 @@ class WorkerModel:
 
     @property
     def label(self) -> str:
+        if self.worker_class == "gevent":  # threads do not apply: a greenlet per open connection
+            return f"gevent w{self.workers}"
         return f"{self.worker_class} w{self.workers} t{self.threads}"
 
 
@@ -278,7 +280,7 @@ class WorkerModel:
 DEFAULT_MODEL = WorkerModel(
     workers=int(os.environ.get("BENCH_WORKERS", "2")),
     threads=int(os.environ.get("BENCH_THREADS", "32")),
-    worker_class=os.environ.get("BENCH_WORKER_CLASS", "gthread"),
+    worker_class=os.environ.get("BENCH_WORKER_CLASS", "gevent"),
 )
 
 
