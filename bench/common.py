@@ -282,6 +282,10 @@ DEFAULT_MODEL = WorkerModel(
     threads=int(os.environ.get("BENCH_THREADS", "32")),
     worker_class=os.environ.get("BENCH_WORKER_CLASS", "gevent"),
 )
+# The minimal shop keeps one PostgreSQL connection per thread (thread_connection): under gevent a
+# thread is a greenlet, one per buyer's connection, and 600 buyers would open 600 connections
+# (PostgreSQL refuses past max_connections). It keeps the thread model it was written for.
+MINIMAL_SHOP_MODEL = WorkerModel(workers=DEFAULT_MODEL.workers, threads=32, worker_class="gthread")
 
 
 def server_env(extra: dict | None = None) -> dict:

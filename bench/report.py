@@ -62,7 +62,7 @@ DETAILS = [
      "/healthz"), "ms", "floor"),
     ("rush_ceiling_orders_per_minute", ("floor: most orders/min 2 cores allow (8 × floor + load generator + "
      "PostgreSQL per order)"), "", "floor"),
-    ("minimal_orders_per_minute", ("minimal shop (`rush.py --minimal`, the least a purchase can cost here), same rush: "
+    ("minimal_orders_per_minute", ("minimal shop (`rush.py --minimal`, gthread workers, the least a purchase can cost here), same rush: "
      "orders/min, oversell / 5xx"), "", "minimal_rush"),
     ("minimal_rush_cpu_s", ("minimal shop: CPU per paid order, gunicorn / PostgreSQL / load generator / email worker"),
      "ms", "minimal_rush"),
@@ -87,7 +87,7 @@ DETAILS = [
     ("login_storm_split_catalogue_p99_ms", ("storm with /auth/ on its own gunicorn at nice +10 behind nginx "
      "(`logins.py --split`): catalogue p99"), "ms", "logins_split"),
     ("login_storm_split_catalogue_rps", "… and catalogue req/s during that storm", "", "logins_split"),
-    ("instructions_per_purchase_m", ("instructions (`instructions.py`, callgrind, load-independent): one buyer's "
+    ("instructions_per_purchase_m", ("instructions (`instructions.py`, callgrind, compare side by side): one buyer's "
      "sign-in + purchase / one signed-in GET /cart/"), "", "instructions"),
     ("seed_seconds", "seed: 50 events, 10 000 customers, 100 000 orders, 300 000 tickets", "s", "seed"),
     ("pg_commit_ms", "PostgreSQL one-row INSERT + COMMIT here (fsync floor)", "ms", "environment"),

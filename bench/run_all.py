@@ -142,7 +142,7 @@ def main(argv=None) -> int:
         step("memory", lambda: memory)
         step("floor", floor.measure, server.url, tuple(server.worker_pids()), duration=10)
     common.flush_redis()
-    step("minimal_rush", rush.measure_minimal, common.DEFAULT_MODEL, buyers, seats, 0)  # its own server
+    step("minimal_rush", rush.measure_minimal, common.MINIMAL_SHOP_MODEL, buyers, seats, 0)  # its own server
     step("ladder", checkin_ladder.measure, duration=10 if args.quick else 15)  # its own servers, one per rung
     if not args.no_nginx:
         model = common.DEFAULT_MODEL

@@ -301,6 +301,7 @@ def measure_minimal(model: common.WorkerModel, buyers: int, seats: int, solo: in
                           solo=solo)
     prefixed = {key.replace("rush_", "minimal_rush_", 1) if key.startswith("rush_") else f"minimal_{key}": value
                 for key, value in figures.items()}
+    prefixed["minimal_rush_workers"] = model.label
     cpu, orders = figures["rush_cpu_s"], figures["orders_completed"]
     if orders:
         server_side = (cpu["app"] + cpu["postgres"] + cpu["email_worker"]) * 1000 / orders
@@ -322,7 +323,7 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     common.flush_redis()
     if args.minimal:
-        figures = measure_minimal(common.DEFAULT_MODEL, args.buyers, args.seats, args.solo)
+        figures = measure_minimal(common.MINIMAL_SHOP_MODEL, args.buyers, args.seats, args.solo)
         common.print_figures(f"rush on the minimal shop ({args.buyers} buyers, {args.seats} seats)", figures)
         common.record("minimal_rush", figures)
         return figures
