@@ -86,7 +86,8 @@ def _run(fn, *args):
 
 @lru_cache(maxsize=4)
 def _dummy_hash(rounds: int) -> str:
-    return bcrypt.generate_password_hash("guichet-dummy-password", rounds).decode()
+    """Made once per process and cost, on the hashing thread like every other bcrypt call."""
+    return _run(bcrypt.generate_password_hash, "guichet-dummy-password", rounds).decode()
 
 
 class FlaskBcryptHasher:

@@ -106,3 +106,22 @@ def test_under_gevent_bcrypt_leaves_the_other_greenlets_running():
                             timeout=60, cwd=Path(__file__).resolve().parents[2])
     assert result.returncode == 0, result.stderr
     assert int(result.stdout) >= 20  # one tick per millisecond of waiting; blocked, it stays at 1
+
+
+def test_the_dummy_hash_for_unknown_accounts_is_made_on_the_hashing_thread(app, monkeypatch):
+    """Made in the request itself, it would stop a gevent worker for a whole bcrypt hash."""
+    from app.auth import hashing
+
+    hashing._dummy_hash.cache_clear()
+    ran = []
+
+    def recording_run(fn, *args):
+        ran.append(fn)
+        return fn(*args)
+
+    monkeypatch.setattr(hashing, "_run", recording_run)
+    with app.app_context():
+        assert hasher.check_dummy("Podium-Relay-2026") is False
+    hashing._dummy_hash.cache_clear()
+    assert ran[0] == hashing.bcrypt.generate_password_hash  # the hash, then the check, both through _run
+    assert len(ran) == 2
