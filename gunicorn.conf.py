@@ -7,7 +7,7 @@ Docker image, docker-compose.yml and a plain host share this one file:
     GUNICORN_WORKERS              one per core, at most 8
     GUNICORN_WORKER_CLASS         gevent (measured in bench/README.md "Worker model": every request
                                   waits on PostgreSQL/Redis several times; greenlets overlap those waits
-                                  like gthread's threads did, for 12-15 % less CPU per order in the rush)
+                                  like gthread's threads did, for 14-23 % less CPU per order in the rush)
     GUNICORN_WORKER_CONNECTIONS   1000 open connections per gevent worker (each one's request runs
                                   as a greenlet; database and Redis connections are pooled per process)
     GUNICORN_THREADS              32, for GUNICORN_WORKER_CLASS=gthread only (most of them wait: on
