@@ -11,8 +11,8 @@ def configure_backends(app: Flask) -> None:
     cfg = app.config
     redis_url = cfg.get("REDIS_URL")
     if redis_url:
-        client = shared_redis_client(redis_url, int(cfg["REDIS_MAX_CONNECTIONS"]),
-                                     float(cfg["REDIS_POOL_TIMEOUT"]))
+        pool_size, pool_wait = int(cfg["REDIS_MAX_CONNECTIONS"]), float(cfg["REDIS_POOL_TIMEOUT"])
+        client = shared_redis_client(redis_url, pool_size, pool_wait)
         # Flask-Session 0.8 wants a client instance: a URL string would silently use localhost.
         if not cfg.get("SESSION_REDIS"):
             cfg["SESSION_REDIS"] = client
@@ -23,8 +23,7 @@ def configure_backends(app: Flask) -> None:
         if cfg.get("RATELIMIT_STORAGE_URI") in (None, "memory://"):
             cfg["RATELIMIT_STORAGE_URI"] = redis_url
             options = dict(cfg.get("RATELIMIT_STORAGE_OPTIONS") or {})
-            options.setdefault("connection_pool", blocking_pool(
-                redis_url, int(cfg["REDIS_MAX_CONNECTIONS"]), float(cfg["REDIS_POOL_TIMEOUT"])))
+            options.setdefault("connection_pool", blocking_pool(redis_url, pool_size, pool_wait))
             cfg["RATELIMIT_STORAGE_OPTIONS"] = options
     elif cfg.get("SESSION_TYPE") == "cachelib" and not cfg.get("SESSION_CACHELIB"):
         from cachelib.file import FileSystemCache
