@@ -39,6 +39,12 @@ def configure_backends(app: Flask) -> None:
         options.setdefault("max_overflow", int(cfg.get("DATABASE_MAX_OVERFLOW", 16)))
         # Replaced by app.db_pool.install_idle_ping: a ping only after DATABASE_PING_IDLE_SECONDS.
         options["pool_pre_ping"] = False
+        if sa.engine.make_url(uri).get_driver_name() == "psycopg":
+            from app.db_cursor import LazyDescriptionCursor
+
+            connect_args = dict(options.get("connect_args") or {})
+            connect_args.setdefault("cursor_factory", LazyDescriptionCursor)
+            options["connect_args"] = connect_args
         cfg["SQLALCHEMY_ENGINE_OPTIONS"] = options
     if uri.startswith("sqlite"):
         options = dict(cfg.get("SQLALCHEMY_ENGINE_OPTIONS") or {})

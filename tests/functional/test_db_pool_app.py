@@ -1,11 +1,13 @@
 """The app's engine: on PostgreSQL an idle ping (DATABASE_PING_IDLE_SECONDS) instead of
-pool_pre_ping, so a busy request pays no ping; SQLite keeps its own set-up."""
+pool_pre_ping, so a busy request pays no ping, and cursors whose description is built only when
+read (app/db_cursor.py); SQLite keeps its own set-up."""
 from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
 
 from app import db_pool
+from app.db_cursor import LazyDescriptionCursor
 from app.extensions import db
 from tests.conftest import TEST_DATABASE_URL
 
@@ -78,9 +80,23 @@ def test_zero_restores_a_ping_on_every_checkout(make_app, monkeypatch):
 def test_a_sqlite_app_keeps_its_engine_options(make_app, tmp_path):
     app = make_app(SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'pool.sqlite'}")
     options = app.config["SQLALCHEMY_ENGINE_OPTIONS"]
-    assert "pool_pre_ping" not in options
+    assert "pool_pre_ping" not in options and "cursor_factory" not in options["connect_args"]
     assert options["connect_args"]["check_same_thread"] is False
     with app.app_context():
         assert db.engine.pool._pre_ping is False
         assert not db.engine.pool.dispatch.checkout  # no idle ping: SQLite has no server to lose
         assert db.engine.pool.dispatch.connect  # tune_sqlite's pragmas
+
+
+def test_a_postgres_app_gets_lazy_description_cursors(make_app):
+    app = make_app(SQLALCHEMY_DATABASE_URI="postgresql+psycopg://nobody@127.0.0.1:1/none")
+    assert app.config["SQLALCHEMY_ENGINE_OPTIONS"]["connect_args"]["cursor_factory"] is LazyDescriptionCursor
+
+
+@on_postgres
+def test_the_app_reads_through_lazy_description_cursors(make_app):
+    app = make_app()
+    with app.app_context():
+        cursor = db.session.connection().connection.dbapi_connection.cursor()
+        assert isinstance(cursor, LazyDescriptionCursor)
+        assert db.session.execute(sa.select(sa.literal(7).label("seven"))).one().seven == 7
