@@ -30,6 +30,15 @@ def test_forms_are_read_like_a_browser_would_submit_them():
     assert search.method == "get" and search.fields == {"sport": ""}
 
 
+def test_forms_unescape_values_and_accept_any_quoting():
+    page = """<FORM method='POST' action="/orders/?next=a&amp;b=1"><input name=code value=AB&lt;1>
+    <input type="radio" name="size" value="s"><input type="radio" checked name="size" value="m">
+    <textarea name="note">ignored</textarea><input name="empty" value=""></form>"""
+    (form,) = parse_forms(page)
+    assert form.action == "/orders/?next=a&b=1" and form.method == "post"
+    assert form.fields == {"code": "AB<1", "size": "m", "empty": ""}
+
+
 def test_csrf_token_in_either_attribute_order():
     assert csrf_token(PAGE) == "IjE2Yz.token"
     assert csrf_token('<input value="abc" type="hidden" name="csrf_token">') == "abc"
