@@ -24,6 +24,14 @@ per step (two to pay: the amount and the idempotency key must be read before the
 few lines of Jinja per page with no layout, no flash messages, no cache, no rate limits, no
 anonymous cart, no session registry (the app also lists and revokes a user's sessions).
 Settings come from the bench server's environment (DATABASE_URL, REDIS_URL; MINIMAL_SESSION_PREFIX).
+
+`MINIMAL_STACK=fixed` (`bench/rush.py --minimal --fixed-stack`) runs the same routes, statements
+and templates on the per-request plumbing the developers' guide fixes for Guichet, used as
+leanly as it allows: the session in Redis through Flask-Session, the CSRF token through
+Flask-WTF's CSRFProtect, the signed-in user through Flask-Login (loaded from the session, no
+query) and each statement through a Flask-SQLAlchemy session (pooled connections, one
+transaction per request, committed after writes; no ORM objects). The difference between the two
+is what the fixed stack costs a purchase whatever the shop's own code does.
 """
 from __future__ import annotations
 
@@ -36,7 +44,8 @@ from datetime import UTC, datetime, timedelta
 import bcrypt
 import psycopg
 import redis
-from flask import Flask, abort, g, redirect, request
+import sqlalchemy as sa
+from flask import Flask, abort, g, redirect, request, session
 
 from app.messages import message_for
 from app.services.codes import new_order_code
@@ -55,13 +64,60 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
 }
 
+STACK = os.environ.get("MINIMAL_STACK", "bare")
+if STACK not in ("bare", "fixed"):
+    raise SystemExit(f"MINIMAL_STACK must be bare or fixed, not {STACK!r}")
+FIXED = STACK == "fixed"
+
 app = Flask(__name__)
-_redis = redis.Redis.from_url(os.environ["REDIS_URL"])
+# A pool that waits, as in the app (app/backends.py): gevent workers run every buyer's request at once.
+_redis = redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(
+    os.environ["REDIS_URL"], max_connections=64, timeout=10))
 provider = MockProvider()
 
+if FIXED:
+    from flask_login import LoginManager, UserMixin, current_user, login_user
+    from flask_session import Session
+    from flask_sqlalchemy import SQLAlchemy
+    from flask_wtf.csrf import CSRFProtect, generate_csrf
 
-def sql(statement: str, params: dict | tuple = ()) -> psycopg.Cursor:
+    app.config.update(
+        SECRET_KEY=os.environ["SECRET_KEY"], SESSION_TYPE="redis", SESSION_REDIS=_redis,
+        SESSION_KEY_PREFIX=SESSION_PREFIX, SESSION_PERMANENT=True, SESSION_REFRESH_EACH_REQUEST=False,
+        PERMANENT_SESSION_LIFETIME=timedelta(seconds=SESSION_SECONDS), SESSION_COOKIE_NAME=COOKIE,
+        SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax", WTF_CSRF_TIME_LIMIT=None,
+        SQLALCHEMY_DATABASE_URI=os.environ["DATABASE_URL"],
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_size": 16, "max_overflow": 16})
+    Session(app)
+    CSRFProtect(app)
+    db = SQLAlchemy(app)
+    login_manager = LoginManager(app)
+    login_manager.session_protection = None
+
+    class Buyer(UserMixin):
+        def __init__(self, user_id: int):
+            self.id = user_id
+
+    @login_manager.user_loader
+    def load_buyer(user_id: str):
+        return Buyer(int(user_id))
+
+
+def sql(statement: str, params: dict | tuple = ()):
+    if FIXED:
+        return db.session.connection().exec_driver_sql(statement, params)
     return thread_connection().execute(statement, params, prepare=True)
+
+
+def commit() -> None:
+    """The bare shop's connection commits every statement itself (autocommit)."""
+    if FIXED:
+        db.session.commit()
+
+
+def rollback() -> None:
+    if FIXED:
+        db.session.rollback()
 
 
 # --------------------------------------------------------------------------- session and CSRF
@@ -75,6 +131,8 @@ def new_session(data: dict) -> str:
 @app.before_request
 def load_session():
     g.new_sid = None
+    if FIXED:
+        return
     sid = request.cookies.get(COOKIE)
     raw = _redis.get(SESSION_PREFIX + sid) if sid and request.path != "/healthz" else None
     g.sid, g.session = (sid, json.loads(raw)) if raw else (None, {})
@@ -93,13 +151,15 @@ def finish(response):
 
 
 def signed_in() -> int:
-    uid = g.session.get("uid")
+    uid = (current_user.id if current_user.is_authenticated else None) if FIXED else g.session.get("uid")
     if uid is None:
         abort(redirect("/auth/login", 303))
     return uid
 
 
 def csrf() -> str:
+    if FIXED:
+        return generate_csrf()
     if "csrf" not in g.session:
         g.session = {"csrf": secrets.token_urlsafe(32)}
         new_session(g.session)
@@ -135,6 +195,11 @@ def login():
     row = sql("SELECT id, password_hash FROM users WHERE email = %s AND disabled_at IS NULL", (email,)).fetchone()
     if row is None or not bcrypt.checkpw(request.form.get("password", "").encode(), row[1].encode()):
         return page(LOGIN, 400, email=email, error=message_for("login_failed"))
+    if FIXED:
+        session.clear()
+        app.session_interface.regenerate(session)  # a new session id at sign-in
+        login_user(Buyer(row[0]))
+        return redirect("/", 303)
     _redis.delete(SESSION_PREFIX + g.sid)
     g.session = {"uid": row[0], "csrf": secrets.token_urlsafe(32)}  # a new session id at sign-in
     new_session(g.session)
@@ -189,6 +254,7 @@ def add_to_cart():
         abort(400)
     if sql(ADD_SQL, {"uid": uid, "offer_id": offer_id, "quantity": quantity, "now": datetime.now(UTC)}).fetchone() is None:
         abort(404)
+    commit()
     return redirect("/cart/", 303)
 
 
@@ -273,13 +339,17 @@ def place_order():
                                               "key": new_idempotency_key(),
                                               "limit": MAX_TICKETS_PER_EVENT}).fetchone()
             break
-        except psycopg.errors.UniqueViolation:  # a code drawn twice: the statement took nothing; draw again
-            if attempt == CODE_ATTEMPTS:
+        except (psycopg.errors.UniqueViolation, sa.exc.IntegrityError) as error:
+            # A code drawn twice: the statement took nothing; draw again.
+            if not isinstance(getattr(error, "orig", error), psycopg.errors.UniqueViolation) or attempt == CODE_ATTEMPTS:
                 raise
+            rollback()
     if order_id is None:
         for event_id, seats in taken:  # part of a cart with several events: nothing is kept
             sql(RELEASE_SQL, (seats, event_id))
+        commit()
         return redirect("/cart/checkout", 303)  # sold out or over the limit: the review says so
+    commit()
     return redirect(f"/orders/{code}", 303)
 
 
@@ -376,4 +446,5 @@ def pay(code):
     sql(PAY_SQL, {"code": code, "uid": uid, "now": now, "brand": result.brand, "last4": result.last4,
                   "transaction_id": result.transaction_id, "ip": request.remote_addr,
                   "keys": [secrets.token_bytes(KEY_BYTES) for _ in range(tickets)]})
+    commit()
     return redirect(f"/orders/{code}", 303)

@@ -291,23 +291,27 @@ def measure_behind_nginx(model: common.WorkerModel, buyers: int, seats: int) -> 
     return prefixed
 
 
-def measure_minimal(model: common.WorkerModel, buyers: int, seats: int, solo: int) -> dict:
+def measure_minimal(model: common.WorkerModel, buyers: int, seats: int, solo: int, stack: str = "bare") -> dict:
     """The same rush against bench/minimal_shop.py (the least a purchase can cost on this stack);
     keys prefixed with minimal_. `minimal_rush_server_ceiling_orders_per_minute` is the most
     orders two cores could complete if the load generator cost nothing: only the server's,
-    PostgreSQL's and the email worker's CPU per order."""
-    with common.running_server(model, app_spec="bench.minimal_shop:app") as server:
-        figures = measure(server.url, buyers, seats, label="minimal", server_pids=tuple(server.worker_pids()),
-                          solo=solo)
-    prefixed = {key.replace("rush_", "minimal_rush_", 1) if key.startswith("rush_") else f"minimal_{key}": value
+    PostgreSQL's and the email worker's CPU per order.
+
+    `stack="fixed"`: the minimal shop on the fixed stack's plumbing (Flask-Session, Flask-WTF,
+    Flask-Login, Flask-SQLAlchemy); keys prefixed with fixed_stack_ instead."""
+    prefix = "minimal" if stack == "bare" else "fixed_stack"
+    with common.running_server(model, app_spec="bench.minimal_shop:app", env={"MINIMAL_STACK": stack}) as server:
+        figures = measure(server.url, buyers, seats, label=prefix.replace("_", "-"),
+                          server_pids=tuple(server.worker_pids()), solo=solo)
+    prefixed = {key.replace("rush_", f"{prefix}_rush_", 1) if key.startswith("rush_") else f"{prefix}_{key}": value
                 for key, value in figures.items()}
-    prefixed["minimal_rush_workers"] = model.label
+    prefixed[f"{prefix}_rush_workers"] = model.label
     cpu, orders = figures["rush_cpu_s"], figures["orders_completed"]
     if orders:
         server_side = (cpu["app"] + cpu["postgres"] + cpu["email_worker"]) * 1000 / orders
-        prefixed["minimal_rush_server_cpu_ms_per_order"] = round(server_side, 1)
-        prefixed["minimal_rush_client_cpu_ms_per_order"] = round(cpu["client"] * 1000 / orders, 1)
-        prefixed["minimal_rush_server_ceiling_orders_per_minute"] = round(
+        prefixed[f"{prefix}_rush_server_cpu_ms_per_order"] = round(server_side, 1)
+        prefixed[f"{prefix}_rush_client_cpu_ms_per_order"] = round(cpu["client"] * 1000 / orders, 1)
+        prefixed[f"{prefix}_rush_server_ceiling_orders_per_minute"] = round(
             common.machine()["cores"] * 60_000 / server_side)
     return prefixed
 
@@ -320,8 +324,16 @@ def main(argv=None) -> dict:
     parser.add_argument("--solo", type=int, default=30, help="buyers timed alone first (0: none)")
     parser.add_argument("--minimal", action="store_true",
                         help="against bench/minimal_shop.py: the least a purchase can cost on this stack")
+    parser.add_argument("--fixed-stack", action="store_true",
+                        help="against the minimal shop on the fixed stack's plumbing (MINIMAL_STACK=fixed)")
     args = parser.parse_args(argv)
     common.flush_redis()
+    if args.fixed_stack:
+        figures = measure_minimal(common.DEFAULT_MODEL, args.buyers, args.seats, args.solo, stack="fixed")
+        common.print_figures(f"rush on the minimal shop, fixed stack ({args.buyers} buyers, {args.seats} seats)",
+                             figures)
+        common.record("fixed_stack_rush", figures)
+        return figures
     if args.minimal:
         figures = measure_minimal(common.MINIMAL_SHOP_MODEL, args.buyers, args.seats, args.solo)
         common.print_figures(f"rush on the minimal shop ({args.buyers} buyers, {args.seats} seats)", figures)

@@ -1,7 +1,8 @@
 """The rush's minimal shop (bench/minimal_shop.py) does a whole purchase's required work, so its
 figures bound what any version of the shop can reach: the session and its CSRF token, the
 conditional seat reservation, the order, the charge, the tickets with their double-key digests,
-the audit event and the queued confirmation email. PostgreSQL and Redis only, like the bench."""
+the audit event and the queued confirmation email. PostgreSQL and Redis only, like the bench.
+Every test runs on both stacks: bare Flask, and the fixed stack's extensions (MINIMAL_STACK=fixed)."""
 from __future__ import annotations
 
 import hashlib
@@ -24,8 +25,10 @@ pytestmark = pytest.mark.skipif(not (TEST_DATABASE_URL and TEST_REDIS_URL),
 SUCCESS_CARD = "4242424242424242"
 
 
-@pytest.fixture
-def shop(app, monkeypatch):
+@pytest.fixture(params=["bare", "fixed"])
+def shop(app, monkeypatch, request):
+    monkeypatch.setenv("MINIMAL_STACK", request.param)
+    monkeypatch.setenv("SECRET_KEY", "minimal-shop-test-secret")
     monkeypatch.setenv("DATABASE_URL", app.config["SQLALCHEMY_DATABASE_URI"])
     monkeypatch.setenv("REDIS_URL", TEST_REDIS_URL)
     monkeypatch.setenv("MINIMAL_SESSION_PREFIX", f"guichet_test_{RUN_ID}:minimal:")
@@ -33,6 +36,17 @@ def shop(app, monkeypatch):
     module = importlib.import_module("bench.minimal_shop")
     yield module.app
     close_thread_connection()
+    if request.param == "fixed":
+        with module.app.app_context():
+            module.db.engine.dispose()
+
+
+def test_each_stack_runs_on_its_own_plumbing(shop):
+    if sys.modules["bench.minimal_shop"].FIXED:
+        assert type(shop.session_interface).__name__ == "RedisSessionInterface"
+        assert {"csrf", "sqlalchemy"} <= set(shop.extensions) and shop.login_manager is not None
+    else:
+        assert shop.extensions == {} and not hasattr(shop, "login_manager")
 
 
 def form(response, action: str, **values) -> tuple[str, dict]:
