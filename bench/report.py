@@ -68,6 +68,13 @@ DETAILS = [
      "ms", "minimal_rush"),
     ("minimal_rush_server_ceiling_orders_per_minute", ("minimal shop: most orders/min 2 cores allow with a load "
      "generator that cost nothing (server, PostgreSQL and email worker CPU per order)"), "", "minimal_rush"),
+    ("fixed_stack_orders_per_minute", ("minimal shop on the fixed stack's plumbing (`rush.py --fixed-stack`: "
+     "Flask-Session, Flask-WTF, Flask-Login, Flask-SQLAlchemy; gthread), same rush: orders/min, oversell / 5xx"), "",
+     "fixed_stack_rush"),
+    ("fixed_stack_rush_cpu_s", ("minimal shop, fixed stack: CPU per paid order, gunicorn / PostgreSQL / load generator "
+     "/ email worker"), "ms", "fixed_stack_rush"),
+    ("fixed_stack_rush_server_ceiling_orders_per_minute", ("minimal shop, fixed stack: most orders/min 2 cores allow "
+     "with a load generator that cost nothing"), "", "fixed_stack_rush"),
     ("nginx_orders_per_minute", "nginx + 2 instances: orders per minute", "", "nginx_rush"),
     ("nginx_oversell", "nginx + 2 instances: oversell / 5xx", "", "nginx_rush"),
     ("nginx_rush_purchase_p50_ms", "nginx + 2 instances: whole purchase p50 during the rush", "ms", "nginx_rush"),
@@ -109,6 +116,25 @@ def load(results: dict, bench: str) -> str:
     return " ".join(f"{x:.1f}" for x in value) if value else "—"
 
 
+def minimal_lines(prefix: str, r) -> dict:
+    """The detail lines of a minimal shop's rush (`minimal_` or `fixed_stack_` keys)."""
+    def cpu_per_order() -> str:
+        cpu, orders = r(f"{prefix}_rush_cpu_s"), r(f"{prefix}_orders_completed")
+        if not (cpu and orders):
+            return "—"
+        return " / ".join(fmt(round(cpu[part] * 1000 / orders, 1))
+                          for part in ("app", "postgres", "client", "email_worker")) + " ms"
+
+    return {
+        f"{prefix}_orders_per_minute": lambda: (f"{fmt(r(f'{prefix}_orders_per_minute'))}, "
+                                                f"{fmt(r(f'{prefix}_oversell'))} / {fmt(r(f'{prefix}_errors_5xx'))}"),
+        f"{prefix}_rush_cpu_s": cpu_per_order,
+        f"{prefix}_rush_server_ceiling_orders_per_minute": lambda: (
+            f"{fmt(r(f'{prefix}_rush_server_ceiling_orders_per_minute'))} "
+            f"({fmt(r(f'{prefix}_rush_server_cpu_ms_per_order'))} ms per order)"),
+    }
+
+
 def detail_value(key: str, unit: str, results: dict) -> str:
     r = results.get
     pairs = {
@@ -123,15 +149,7 @@ def detail_value(key: str, unit: str, results: dict) -> str:
         "rush_ceiling_orders_per_minute": lambda: (f"{fmt(r('rush_ceiling_orders_per_minute'))} "
                                                    f"({fmt(r('floor_app_cpu_ms_per_order'))} + "
                                                    f"{fmt(r('rush_others_cpu_ms_per_order'))} ms per order)"),
-        "minimal_orders_per_minute": lambda: (f"{fmt(r('minimal_orders_per_minute'))}, "
-                                              f"{fmt(r('minimal_oversell'))} / {fmt(r('minimal_errors_5xx'))}"),
-        "minimal_rush_cpu_s": lambda: " / ".join(
-            fmt(round(r("minimal_rush_cpu_s")[part] * 1000 / r("minimal_orders_completed"), 1))
-            for part in ("app", "postgres", "client", "email_worker")) + " ms"
-        if r("minimal_rush_cpu_s") and r("minimal_orders_completed") else "—",
-        "minimal_rush_server_ceiling_orders_per_minute": lambda: (
-            f"{fmt(r('minimal_rush_server_ceiling_orders_per_minute'))} "
-            f"({fmt(r('minimal_rush_server_cpu_ms_per_order'))} ms per order)"),
+        **{key: value for prefix in ("minimal", "fixed_stack") for key, value in minimal_lines(prefix, r).items()},
         "rush_purchase_p50_ms": lambda: f"{fmt(r('rush_purchase_p50_ms'))} / {fmt(r('rush_purchase_p99_ms'))} ms",
         "nginx_oversell": lambda: f"{fmt(r('nginx_oversell'))} / {fmt(r('nginx_errors_5xx'))}; sessions valid on "
                                   f"each instance: {', '.join((r('nginx_rush_sessions_valid_on_each_instance') or {}).values()) or '—'}",

@@ -7,9 +7,9 @@
 
 One gunicorn server (common.DEFAULT_MODEL) serves catalogue, login storm, check-in, admin and
 rush in turn; the peak RSS of its workers is read after all of them (worker_rss_mb). Then the
-rush runs again on the minimal shop (bench/minimal_shop.py, the least a purchase can cost), the
-check-in ladder starts a server per rung (bench/checkin_ladder.py), and the rush runs again
-through nginx in front of two gunicorn instances.
+rush runs again on the minimal shop (bench/minimal_shop.py, the least a purchase can cost), bare
+and on the fixed stack's plumbing; the check-in ladder starts a server per rung
+(bench/checkin_ladder.py), and the rush runs again through nginx in front of two gunicorn instances.
 """
 from __future__ import annotations
 
@@ -143,6 +143,8 @@ def main(argv=None) -> int:
         step("floor", floor.measure, server.url, tuple(server.worker_pids()), duration=10)
     common.flush_redis()
     step("minimal_rush", rush.measure_minimal, common.MINIMAL_SHOP_MODEL, buyers, seats, 0)  # its own server
+    common.flush_redis()
+    step("fixed_stack_rush", rush.measure_minimal, common.MINIMAL_SHOP_MODEL, buyers, seats, 0, "fixed")
     step("ladder", checkin_ladder.measure, duration=10 if args.quick else 15)  # its own servers, one per rung
     if not args.no_nginx:
         model = common.DEFAULT_MODEL

@@ -329,7 +329,7 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     common.flush_redis()
     if args.fixed_stack:
-        figures = measure_minimal(common.DEFAULT_MODEL, args.buyers, args.seats, args.solo, stack="fixed")
+        figures = measure_minimal(common.MINIMAL_SHOP_MODEL, args.buyers, args.seats, args.solo, stack="fixed")
         common.print_figures(f"rush on the minimal shop, fixed stack ({args.buyers} buyers, {args.seats} seats)",
                              figures)
         common.record("fixed_stack_rush", figures)
