@@ -25,7 +25,7 @@ few lines of Jinja per page with no layout, no flash messages, no cache, no rate
 anonymous cart, no session registry (the app also lists and revokes a user's sessions).
 Settings come from the bench server's environment (DATABASE_URL, REDIS_URL; MINIMAL_SESSION_PREFIX).
 
-`MINIMAL_STACK=fixed` (`bench/rush.py --minimal --fixed-stack`) runs the same routes, statements
+`MINIMAL_STACK=fixed` (`bench/rush.py --fixed-stack`) runs the same routes, statements
 and templates on the per-request plumbing the developers' guide fixes for Guichet, used as
 leanly as it allows: the session in Redis through Flask-Session, the CSRF token through
 Flask-WTF's CSRFProtect, the signed-in user through Flask-Login (loaded from the session, no
@@ -70,7 +70,7 @@ if STACK not in ("bare", "fixed"):
 FIXED = STACK == "fixed"
 
 app = Flask(__name__)
-# A pool that waits, as in the app (app/backends.py): gevent workers run every buyer's request at once.
+# A pool that makes a request wait for a free connection instead of failing, as in the app (app/backends.py).
 _redis = redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(
     os.environ["REDIS_URL"], max_connections=64, timeout=10))
 provider = MockProvider()
