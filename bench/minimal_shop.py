@@ -43,10 +43,10 @@ from datetime import UTC, datetime, timedelta
 
 import bcrypt
 import psycopg
-import redis
 import sqlalchemy as sa
 from flask import Flask, abort, g, redirect, request, session
 
+from app.backends import shared_redis_client
 from app.messages import message_for
 from app.services.codes import new_order_code
 from app.services.orders import CODE_ATTEMPTS, new_idempotency_key
@@ -70,9 +70,7 @@ if STACK not in ("bare", "fixed"):
 FIXED = STACK == "fixed"
 
 app = Flask(__name__)
-# A pool that makes a request wait for a free connection instead of failing, as in the app (app/backends.py).
-_redis = redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(
-    os.environ["REDIS_URL"], max_connections=64, timeout=10))
+_redis = shared_redis_client(os.environ["REDIS_URL"], max_connections=64, timeout=10)  # the app's pool that waits
 provider = MockProvider()
 
 if FIXED:

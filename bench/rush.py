@@ -328,16 +328,12 @@ def main(argv=None) -> dict:
                         help="against the minimal shop on the fixed stack's plumbing (MINIMAL_STACK=fixed)")
     args = parser.parse_args(argv)
     common.flush_redis()
-    if args.fixed_stack:
-        figures = measure_minimal(common.MINIMAL_SHOP_MODEL, args.buyers, args.seats, args.solo, stack="fixed")
-        common.print_figures(f"rush on the minimal shop, fixed stack ({args.buyers} buyers, {args.seats} seats)",
+    if args.minimal or args.fixed_stack:
+        stack, name = ("fixed", "fixed_stack") if args.fixed_stack else ("bare", "minimal")
+        figures = measure_minimal(common.MINIMAL_SHOP_MODEL, args.buyers, args.seats, args.solo, stack=stack)
+        common.print_figures(f"rush on the minimal shop, {stack} stack ({args.buyers} buyers, {args.seats} seats)",
                              figures)
-        common.record("fixed_stack_rush", figures)
-        return figures
-    if args.minimal:
-        figures = measure_minimal(common.MINIMAL_SHOP_MODEL, args.buyers, args.seats, args.solo)
-        common.print_figures(f"rush on the minimal shop ({args.buyers} buyers, {args.seats} seats)", figures)
-        common.record("minimal_rush", figures)
+        common.record(f"{name}_rush", figures)
         return figures
     if args.nginx:
         figures = measure_behind_nginx(common.DEFAULT_MODEL, args.buyers, args.seats)
