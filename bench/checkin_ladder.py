@@ -46,10 +46,10 @@ def run_rung(server: common.Server, token: str, payloads: list[str], *, duration
     path = common.OUT / f"ladder-{name}-payloads.txt"
     path.write_text("\n".join(payloads) + "\n")
     workers = server.worker_pids()
-    app_cpu, pg_cpu = common.cpu_seconds(workers), common.cpu_by_pid(common.postgres_pids())
+    app_cpu, pg_cpu = common.cpu_seconds(workers), common.postgres_cpu()
     result = common.run_wrk(f"{server.url}{checkin.API}", connections=connections, duration=duration,
                             script=checkin.LUA, headers={"Authorization": f"Bearer {token}"}, script_args=(path, 2))
-    app_cpu, pg_cpu = common.cpu_seconds(workers) - app_cpu, common.cpu_since(pg_cpu, common.postgres_pids())
+    app_cpu, pg_cpu = common.cpu_seconds(workers) - app_cpu, common.postgres_cpu_since(pg_cpu)
     scans = max(result["requests"], 1)
     verdicts = checkin.parse_verdicts(result["raw"])
     figures = {f"ladder_{name}_rps": result["rps"], f"ladder_{name}_p50_ms": result["p50_ms"],

@@ -466,24 +466,18 @@ def peak_rss_mb(pid: int) -> float | None:
     return None
 
 
+def _own_and_reaped_cpu(pid: int) -> tuple[float, float] | None:
+    """(user + system CPU seconds of the process, those of its children it has reaped)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / ticks, (int(fields[13]) + int(fields[14])) / ticks
+    return None
+
+
 def cpu_seconds(pids) -> float:
     """User + system CPU time consumed so far by these processes (from /proc/<pid>/stat)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
-    return total / ticks
-
-
-def cpu_by_pid(pids) -> dict[int, float]:
-    return {pid: cpu_seconds([pid]) for pid in pids}
-
-
-def cpu_since(before: dict[int, float], pids_now) -> float:
-    """CPU used since `before` by the processes alive now (new ones count from zero)."""
-    return sum(cpu_seconds([pid]) - before.get(pid, 0.0) for pid in pids_now)
+    return sum(cpu[0] for pid in pids if (cpu := _own_and_reaped_cpu(pid)) is not None)
 
 
 def postgres_pids() -> list[int]:
@@ -494,6 +488,33 @@ def postgres_pids() -> list[int]:
             if stat.read_text().strip() in ("postgres", "postmaster"):
                 pids.append(int(stat.parent.name))
     return pids
+
+
+def postgres_cpu() -> dict[int, tuple[float, float]]:
+    """A snapshot for `postgres_cpu_since`: each PostgreSQL process's own and reaped CPU."""
+    return {pid: cpu for pid in postgres_pids() if (cpu := _own_and_reaped_cpu(pid)) is not None}
+
+
+def postgres_cpu_since(before: dict[int, tuple[float, float]], now: dict[int, tuple[float, float]] | None = None) -> float:
+    """CPU seconds PostgreSQL used since `before`, backends that ended in between included.
+
+    A backend's CPU leaves /proc with it, into the postmaster's reaped-children time, whole: a
+    run whose connections come and go (a pool closing its overflow) spent seconds there that
+    counting live processes missed. So: what the processes alive now used since `before`, plus
+    what the postmaster reaped since, minus what the reaped ones had used before `before`."""
+    now = postgres_cpu() if now is None else now
+    used = sum(own + reaped - sum(before.get(pid, (0.0, 0.0))) for pid, (own, reaped) in now.items())
+    ended = sum(own for pid, (own, _) in before.items() if pid not in now)
+    return used - ended
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds this machine's cores have worked since boot, for whoever: the server,
+    PostgreSQL, Redis, the load generator, the kernel (/proc/stat: user, nice, system, irq and
+    softirq; not idle, iowait, or steal, the time the hypervisor gave to another machine)."""
+    user, nice, system, _idle, _iowait, irq, softirq, *_ = (
+        int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 def worker_rss(server: Server, prefix: str = "") -> dict:

@@ -1,0 +1,48 @@
+"""How the benchmarks count CPU: PostgreSQL backends that ended during a run, and the whole machine."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from bench import common, report
+
+
+def test_postgres_cpu_since_adds_what_the_postmaster_reaped_minus_what_ended_backends_had_used_before():
+    before = {1: (5.0, 100.0), 20: (2.0, 0.0), 30: (1.0, 0.0)}  # postmaster, a backend that stays, one that ends
+    # Backend 30 ended at 1.5 s in all; backend 40 started and ended in between (3 s); 50 is new and alive.
+    now = {1: (5.1, 100.0 + 1.5 + 3.0), 20: (2.5, 0.0), 50: (0.7, 0.0)}
+    assert common.postgres_cpu_since(before, now) == pytest.approx(0.1 + 0.5 + (1.5 - 1.0) + 3.0 + 0.7)
+
+
+@pytest.mark.skipif(not os.environ.get("TEST_DATABASE_URL"), reason="needs PostgreSQL on this machine")
+def test_postgres_cpu_since_counts_a_backend_that_ended_during_the_run():
+    import psycopg
+
+    before = common.postgres_cpu()
+    url = os.environ["TEST_DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(url) as conn:
+        pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        conn.execute("SELECT count(*) FROM generate_series(1, 3000000)").fetchone()
+        used = common.cpu_seconds([pid])
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)  # the postmaster reaps it
+    assert used >= 0.05
+    assert common.postgres_cpu_since(before) >= used
+
+
+def test_machine_busy_seconds_count_this_process_working():
+    before, cpu0 = common.machine_busy_seconds(), time.process_time()
+    while time.process_time() - cpu0 < 0.3:
+        pass
+    assert common.machine_busy_seconds() - before >= 0.25
+
+
+def test_report_shows_cpu_per_order_with_a_dash_for_a_part_an_older_run_did_not_measure():
+    cpu = {"app": 10.0, "postgres": 2.5, "client": 2.0, "email_worker": 0.5}
+    assert report.cpu_per_order(cpu, 500) == "— / 20 / 5 / 4 / 1 ms"
+    assert report.cpu_per_order({**cpu, "machine": 16.0}, 500) == "32 / 20 / 5 / 4 / 1 ms"
+    assert report.cpu_per_order(None, 500) == "—"
