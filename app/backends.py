@@ -36,7 +36,7 @@ def configure_backends(app: Flask) -> None:
     if not uri.startswith("sqlite"):
         options = dict(cfg.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
         options.setdefault("pool_size", int(cfg.get("DATABASE_POOL_SIZE", 16)))
-        options.setdefault("max_overflow", int(cfg.get("DATABASE_MAX_OVERFLOW", 16)))
+        options.setdefault("max_overflow", int(cfg.get("DATABASE_MAX_OVERFLOW", 0)))
         # Replaced by app.db_pool.install_idle_ping: a ping only after DATABASE_PING_IDLE_SECONDS.
         options["pool_pre_ping"] = False
         if sa.engine.make_url(uri).get_driver_name() == "psycopg":

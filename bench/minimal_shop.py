@@ -53,6 +53,7 @@ from app.services.orders import CODE_ATTEMPTS, new_idempotency_key
 from app.services.payments import CardDetails, MockProvider, validate_card
 from app.services.signing import KEY_BYTES
 from bench.common import thread_connection
+from config import Config
 
 COOKIE = "guichet_session"
 SESSION_PREFIX = os.environ.get("MINIMAL_SESSION_PREFIX", "guichet:minimal:session:")
@@ -85,7 +86,8 @@ if FIXED:
         PERMANENT_SESSION_LIFETIME=timedelta(seconds=SESSION_SECONDS), SESSION_COOKIE_NAME=COOKIE,
         SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax", WTF_CSRF_TIME_LIMIT=None,
         SQLALCHEMY_DATABASE_URI=os.environ["DATABASE_URL"],
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_size": 16, "max_overflow": 16})
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_size": Config.DATABASE_POOL_SIZE,  # the app's pool (config.py)
+                                   "max_overflow": Config.DATABASE_MAX_OVERFLOW})
     Session(app)
     CSRFProtect(app)
     db = SQLAlchemy(app)

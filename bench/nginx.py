@@ -135,8 +135,8 @@ def stop_nginx(server: Nginx) -> None:
 @contextlib.contextmanager
 def two_instances_behind_nginx(model: common.WorkerModel):
     """Two gunicorn processes on two ports (same PostgreSQL and Redis) behind one nginx."""
-    # Four worker processes share PostgreSQL's 100 connections: 20 each at most (config.py).
-    env = {"PROXY_FIX_X_FOR": "1", "PROXY_FIX_X_PROTO": "1", "DATABASE_POOL_SIZE": "10", "DATABASE_MAX_OVERFLOW": "10"}
+    # Four worker processes share PostgreSQL's 100 connections: the default 16 each (config.py).
+    env = {"PROXY_FIX_X_FOR": "1", "PROXY_FIX_X_PROTO": "1"}
     first = common.start_server(model, env=env)
     try:
         second = common.start_server(model, env=env)

@@ -100,3 +100,22 @@ def test_the_app_reads_through_lazy_description_cursors(make_app):
         cursor = db.session.connection().connection.dbapi_connection.cursor()
         assert isinstance(cursor, LazyDescriptionCursor)
         assert db.session.execute(sa.select(sa.literal(7).label("seven"))).one().seven == 7
+
+
+@on_postgres
+def test_a_postgres_app_keeps_its_connections_and_makes_extra_requests_wait(make_app):
+    """No overflow by default: a pool that opened connections beyond its size would close each
+    one as it came back, so under load connections (PostgreSQL backends) came and went."""
+    app = make_app(DATABASE_POOL_SIZE=2, SQLALCHEMY_ENGINE_OPTIONS={"pool_timeout": 0.2})
+    with app.app_context():
+        engine = db.engine
+    opened = []
+    sa.event.listen(engine, "connect", lambda *args: opened.append(args[0]))
+    first, second = engine.connect(), engine.connect()
+    with pytest.raises(sa.exc.TimeoutError):
+        engine.connect()  # a third request waits for one of the two, here 0.2 s in vain
+    first.close()
+    with engine.connect() as third:
+        assert third.scalar(sa.select(sa.literal(1))) == 1
+    second.close()
+    assert len(opened) == 2 and engine.pool.checkedin() == 2  # both kept, none closed
