@@ -294,6 +294,19 @@ def measure_behind_nginx(model: common.WorkerModel, buyers: int, seats: int) -> 
     return prefixed
 
 
+def ceilings(cpu: dict, orders: int, cores: int) -> dict:
+    """CPU per order and the most orders a minute `cores` could complete at that cost, all busy:
+    at the server's cost alone (app, PostgreSQL, email worker: a load generator that cost
+    nothing) and at the whole machine's."""
+    if not orders:
+        return {}
+    server_side = (cpu["app"] + cpu["postgres"] + cpu["email_worker"]) * 1000 / orders
+    return {"rush_server_cpu_ms_per_order": round(server_side, 1),
+            "rush_client_cpu_ms_per_order": round(cpu["client"] * 1000 / orders, 1),
+            "rush_server_ceiling_orders_per_minute": round(cores * 60_000 / server_side),
+            "rush_machine_ceiling_orders_per_minute": round(cores * 60 * orders / cpu["machine"])}
+
+
 def measure_minimal(model: common.WorkerModel, buyers: int, seats: int, solo: int, stack: str = "bare") -> dict:
     """The same rush against bench/minimal_shop.py (the least a purchase can cost on this stack);
     keys prefixed with minimal_. `minimal_rush_server_ceiling_orders_per_minute` is the most
@@ -310,14 +323,8 @@ def measure_minimal(model: common.WorkerModel, buyers: int, seats: int, solo: in
     prefixed = {key.replace("rush_", f"{prefix}_rush_", 1) if key.startswith("rush_") else f"{prefix}_{key}": value
                 for key, value in figures.items()}
     prefixed[f"{prefix}_rush_workers"] = model.label
-    cpu, orders = figures["rush_cpu_s"], figures["orders_completed"]
-    if orders:
-        server_side = (cpu["app"] + cpu["postgres"] + cpu["email_worker"]) * 1000 / orders
-        prefixed[f"{prefix}_rush_server_cpu_ms_per_order"] = round(server_side, 1)
-        prefixed[f"{prefix}_rush_client_cpu_ms_per_order"] = round(cpu["client"] * 1000 / orders, 1)
-        cores = common.machine()["cores"]
-        prefixed[f"{prefix}_rush_server_ceiling_orders_per_minute"] = round(cores * 60_000 / server_side)
-        prefixed[f"{prefix}_rush_machine_ceiling_orders_per_minute"] = round(cores * 60_000 * orders / cpu["machine"])
+    prefixed.update({f"{prefix}_{key}": value for key, value in
+                     ceilings(figures["rush_cpu_s"], figures["orders_completed"], common.machine()["cores"]).items()})
     return prefixed
 
 

@@ -46,3 +46,14 @@ def test_report_shows_cpu_per_order_with_a_dash_for_a_part_an_older_run_did_not_
     assert report.cpu_per_order(cpu, 500) == "— / 20 / 5 / 4 / 1 ms"
     assert report.cpu_per_order({**cpu, "machine": 16.0}, 500) == "32 / 20 / 5 / 4 / 1 ms"
     assert report.cpu_per_order(None, 500) == "—"
+
+
+def test_rush_ceilings_are_orders_a_minute_two_busy_cores_allow_at_the_cost_measured():
+    from bench.rush import ceilings
+
+    cpu = {"app": 5.0, "postgres": 4.0, "client": 1.0, "email_worker": 1.0, "machine": 12.0}
+    assert ceilings(cpu, 500, 2) == {
+        "rush_server_cpu_ms_per_order": 20.0, "rush_client_cpu_ms_per_order": 2.0,
+        "rush_server_ceiling_orders_per_minute": 6000,  # 120 CPU-seconds a minute / 20 ms
+        "rush_machine_ceiling_orders_per_minute": 5000}  # / 24 ms
+    assert ceilings(cpu, 0, 2) == {}
