@@ -305,12 +305,13 @@ PLACE_SQL = """
         WHERE c.user_id = (SELECT id FROM buyer)),
     need AS (
         SELECT event_id, sum(quantity * persons) AS seats, sum(quantity) AS tickets FROM cart GROUP BY event_id),
+    held AS (  -- every event's, from the buyer's own orders (app/services/orders.py, _TICKETS_HELD)
+        SELECT l.event_id, sum(l.quantity) AS tickets FROM order_lines l JOIN orders o ON o.id = l.order_id
+        WHERE o.user_id = (SELECT id FROM buyer) AND o.status IN ('pending', 'paid') GROUP BY l.event_id),
     taken AS (
         UPDATE events e SET seats_taken = e.seats_taken + need.seats FROM need
         WHERE e.id = need.event_id AND e.seats_taken + need.seats <= e.capacity
-          AND need.tickets + (SELECT coalesce(sum(l.quantity), 0) FROM order_lines l JOIN orders o ON o.id = l.order_id
-                              WHERE o.user_id = (SELECT id FROM buyer) AND o.status IN ('pending', 'paid')
-                                AND l.event_id = need.event_id) <= %(limit)s
+          AND need.tickets + coalesce((SELECT tickets FROM held WHERE held.event_id = need.event_id), 0) <= %(limit)s
         RETURNING e.id, need.seats),
     placed AS (
         INSERT INTO orders (code, user_id, status, total_cents, currency, created_at, expires_at, idempotency_key)

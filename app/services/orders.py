@@ -193,7 +193,7 @@ def _place(session: Session, *, user: User, items: Mapping[int, int], expected_t
     events = {offer.event_id: offer.event for offer in offers.values()}
 
     _serialise_buyer(session, user.id)
-    held = _tickets_held(session, user.id, list(tickets))
+    held = _tickets_held(session, user.id)
     for event_id in sorted(tickets):
         already = held.get(event_id, 0)
         if already + tickets[event_id] > max_per_event:
@@ -243,11 +243,14 @@ _USERS = User.__table__
 _LOCK_BUYER = sa.select(_USERS.c.id).where(_USERS.c.id == sa.bindparam("user_id")).with_for_update()
 # SQLite has no row locks: a no-op UPDATE takes the database write lock, held to the commit.
 _LOCK_BUYER_SQLITE = sa.update(_USERS).where(_USERS.c.id == sa.bindparam("user_id")).values(id=_USERS.c.id)
+# Every event the buyer holds tickets for, not only the cart's: with a condition on the event,
+# PostgreSQL may read the event's order lines first, and at an on-sale its statistics are stale
+# (a new event "has no lines"), so each placement read all the sales so far (bench/README.md).
+# A buyer's own orders are few, and this way they are all it can start from.
 _TICKETS_HELD = (
     sa.select(OrderLine.event_id, sa.func.sum(OrderLine.quantity))
     .join(Order, Order.id == OrderLine.order_id)
-    .where(Order.user_id == sa.bindparam("user_id"), Order.status.in_(HOLDING_STATUSES),
-           OrderLine.event_id.in_(sa.bindparam("event_ids", expanding=True)))
+    .where(Order.user_id == sa.bindparam("user_id"), Order.status.in_(HOLDING_STATUSES))
     .group_by(OrderLine.event_id)
 )
 
@@ -258,8 +261,9 @@ def _serialise_buyer(session: Session, user_id: int) -> None:
     session.execute(_LOCK_BUYER_SQLITE if sqlite else _LOCK_BUYER, {"user_id": user_id})
 
 
-def _tickets_held(session: Session, user_id: int, event_ids: list[int]) -> dict[int, int]:
-    rows = session.execute(_TICKETS_HELD, {"user_id": user_id, "event_ids": event_ids})
+def _tickets_held(session: Session, user_id: int) -> dict[int, int]:
+    """Tickets the buyer holds (pending or paid orders), per event."""
+    rows = session.execute(_TICKETS_HELD, {"user_id": user_id})
     return {event_id: int(count) for event_id, count in rows}
 
 
