@@ -18,6 +18,11 @@ exceed capacity (oversell = 0), and equal capacity (or the demand when it is sma
 Before the rush, `--solo` other buyers (30 by default) each run the same purchase alone on the
 server, one after the other: `purchase_p50_ms` is one buyer's whole purchase without a queue.
 
+The measured rush comes second: a first one, on another event with as many buyers, warms the
+server up (an on-sale opens on a shop that has served for hours: its PostgreSQL connections,
+caches and compiled templates are warm). Its figures are kept as `rush_cold_…`; `--cold`
+measures the first rush instead, as runs before 2026-11-23 22:00 did.
+
 The servers run with MAIL_QUEUE on, as in production: paying queues the confirmation email and
 `flask emails work` (started here, at nice +10) renders the PDF tickets and sends it. Its CPU
 during the rush is reported, and how long after the last buyer's answer the queue was empty.
@@ -164,17 +169,39 @@ async def solo_purchases(base: str, count: int, label: str) -> dict:
 
 
 async def rush(base: str, buyers: int, seats: int, label: str = "single", check_bases: tuple = (),
-               server_pids: tuple = (), solo: int = 0) -> dict:
+               server_pids: tuple = (), solo: int = 0, warm_up: bool = True) -> dict:
     with common.running_email_worker() as worker:
+        cold = {}
+        if warm_up:  # an on-sale opens on a shop that has been serving for hours: warm processes
+            figures, _ = await _rush(base, buyers, seats, f"{label}-warm-up", (), server_pids, 0, worker.pid)
+            await drain_emails()
+            cold = cold_figures(figures)
         figures, event_id = await _rush(base, buyers, seats, label, check_bases, server_pids, solo, worker.pid)
+        figures |= cold
         t_end = time.perf_counter()
-        while common.pending_emails() and time.perf_counter() - t_end < 600:
-            await asyncio.sleep(0.2)
+        await drain_emails()
         figures["rush_email_drain_s"] = round(time.perf_counter() - t_end, 1)  # after the last buyer's answer
         figures["rush_emails_pending_after_drain"] = common.pending_emails()
         figures["rush_email_worker_cpu_s_total"] = round(common.cpu_seconds([worker.pid]), 2)
     figures["rush_confirmation_emails_sent"] = emails_sent(event_id)
     return figures
+
+
+# The warm-up rush's figures kept beside the measured rush's (as rush_cold_…).
+COLD_FIGURES = ("orders_per_minute", "oversell", "errors_5xx", "rush_machine_cpu_ms_per_order",
+                "rush_app_cpu_ms_per_order")
+
+
+def cold_figures(warm_up: dict) -> dict:
+    """The warm-up rush's figures worth keeping, renamed rush_cold_…."""
+    return {f"rush_cold_{key.removeprefix('rush_')}": warm_up[key] for key in COLD_FIGURES}
+
+
+async def drain_emails(timeout: float = 600) -> None:
+    """Wait until `flask emails work` has sent every queued email (or `timeout` seconds)."""
+    t0 = time.perf_counter()
+    while common.pending_emails() and time.perf_counter() - t0 < timeout:
+        await asyncio.sleep(0.2)
 
 
 def emails_sent(event_id: int) -> int:
@@ -270,19 +297,20 @@ def summarise(results, event, wall, cpu, errors_5xx, buyers, login_seconds, vali
 
 
 def measure(base: str, buyers: int = 600, seats: int = 500, label: str = "single", check_bases: tuple = (),
-            server_pids: tuple = (), solo: int = 0) -> dict:
+            server_pids: tuple = (), solo: int = 0, warm_up: bool = True) -> dict:
+    """The rush's figures; `warm_up`: after a first rush on another event (rush_cold_… figures)."""
     if seats >= buyers:
         raise SystemExit("rush: the event must have fewer seats than buyers")
-    return asyncio.run(rush(base, buyers, seats, label, check_bases, server_pids, solo))
+    return asyncio.run(rush(base, buyers, seats, label, check_bases, server_pids, solo, warm_up))
 
 
-def measure_behind_nginx(model: common.WorkerModel, buyers: int, seats: int) -> dict:
+def measure_behind_nginx(model: common.WorkerModel, buyers: int, seats: int, warm_up: bool = True) -> dict:
     """The same rush through nginx to two gunicorn instances; keys prefixed with nginx_."""
     with two_instances_behind_nginx(model) as (proxy, instances):
         pids = tuple(pid for server in instances for pid in server.worker_pids())
         cpu_before = [common.cpu_seconds(server.worker_pids()) for server in instances]
         figures = measure(proxy.url, buyers, seats, label="nginx", check_bases=tuple(s.url for s in instances),
-                          server_pids=pids)
+                          server_pids=pids, warm_up=warm_up)
         share = [round(common.cpu_seconds(s.worker_pids()) - before, 2)
                  for s, before in zip(instances, cpu_before, strict=True)]
         rss = [common.worker_rss(server)["worker_rss_mb"] for server in instances]
@@ -307,7 +335,8 @@ def ceilings(cpu: dict, orders: int, cores: int) -> dict:
             "rush_machine_ceiling_orders_per_minute": round(cores * 60 * orders / cpu["machine"])}
 
 
-def measure_minimal(model: common.WorkerModel, buyers: int, seats: int, solo: int, stack: str = "bare") -> dict:
+def measure_minimal(model: common.WorkerModel, buyers: int, seats: int, solo: int, stack: str = "bare",
+                    warm_up: bool = True) -> dict:
     """The same rush against bench/minimal_shop.py (the least a purchase can cost on this stack);
     keys prefixed with minimal_. `minimal_rush_server_ceiling_orders_per_minute` is the most
     orders two cores could complete if the load generator cost nothing: only the server's,
@@ -319,7 +348,7 @@ def measure_minimal(model: common.WorkerModel, buyers: int, seats: int, solo: in
     prefix = "minimal" if stack == "bare" else "fixed_stack"
     with common.running_server(model, app_spec="bench.minimal_shop:app", env={"MINIMAL_STACK": stack}) as server:
         figures = measure(server.url, buyers, seats, label=prefix.replace("_", "-"),
-                          server_pids=tuple(server.worker_pids()), solo=solo)
+                          server_pids=tuple(server.worker_pids()), solo=solo, warm_up=warm_up)
     prefixed = {key.replace("rush_", f"{prefix}_rush_", 1) if key.startswith("rush_") else f"{prefix}_{key}": value
                 for key, value in figures.items()}
     prefixed[f"{prefix}_rush_workers"] = model.label
@@ -338,23 +367,27 @@ def main(argv=None) -> dict:
                         help="against bench/minimal_shop.py: the least a purchase can cost on this stack")
     parser.add_argument("--fixed-stack", action="store_true",
                         help="against the minimal shop on the fixed stack's plumbing (MINIMAL_STACK=fixed)")
+    parser.add_argument("--cold", action="store_true",
+                        help="measure the first rush after the server starts (no warm-up rush before it)")
     args = parser.parse_args(argv)
+    warm_up = not args.cold
     common.flush_redis()
     if args.minimal or args.fixed_stack:
         stack, name = ("fixed", "fixed_stack") if args.fixed_stack else ("bare", "minimal")
-        figures = measure_minimal(common.MINIMAL_SHOP_MODEL, args.buyers, args.seats, args.solo, stack=stack)
+        figures = measure_minimal(common.MINIMAL_SHOP_MODEL, args.buyers, args.seats, args.solo, stack=stack,
+                                  warm_up=warm_up)
         common.print_figures(f"rush on the minimal shop, {stack} stack ({args.buyers} buyers, {args.seats} seats)",
                              figures)
         common.record(f"{name}_rush", figures)
         return figures
     if args.nginx:
-        figures = measure_behind_nginx(common.DEFAULT_MODEL, args.buyers, args.seats)
+        figures = measure_behind_nginx(common.DEFAULT_MODEL, args.buyers, args.seats, warm_up)
         common.print_figures(f"rush behind nginx ({args.buyers} buyers, {args.seats} seats)", figures)
         common.record("nginx_rush", figures)
         return figures
     with common.running_server() as server:
         figures = measure(server.url, args.buyers, args.seats, server_pids=tuple(server.worker_pids()),
-                          solo=args.solo)
+                          solo=args.solo, warm_up=warm_up)
         figures["rush_workers"] = server.model.label
         figures.update(common.worker_rss(server, "rush"))
     common.print_figures(f"rush ({args.buyers} buyers, {args.seats} seats)", figures)

@@ -57,3 +57,14 @@ def test_rush_ceilings_are_orders_a_minute_two_busy_cores_allow_at_the_cost_meas
         "rush_server_ceiling_orders_per_minute": 6000,  # 120 CPU-seconds a minute / 20 ms
         "rush_machine_ceiling_orders_per_minute": 5000}  # / 24 ms
     assert ceilings(cpu, 0, 2) == {}
+
+
+def test_the_warm_up_rush_keeps_its_figures_as_cold_ones_and_the_table_shows_them():
+    from bench.rush import cold_figures
+
+    warm_up = {"orders_per_minute": 1700.0, "oversell": 0, "errors_5xx": 0, "rush_machine_cpu_ms_per_order": 69.9,
+               "rush_app_cpu_ms_per_order": 44.5, "placement_p50_ms": 900.0}
+    cold = cold_figures(warm_up)
+    assert cold == {"rush_cold_orders_per_minute": 1700.0, "rush_cold_oversell": 0, "rush_cold_errors_5xx": 0,
+                    "rush_cold_machine_cpu_ms_per_order": 69.9, "rush_cold_app_cpu_ms_per_order": 44.5}
+    assert report.detail_value("rush_cold_orders_per_minute", "", cold) == "1,700; 0 / 0; 70 ms"
