@@ -21,6 +21,8 @@ TARGETS = [
     ("orders_per_minute", "rush: completed orders per minute", operator.ge, 5000, "", "rush"),
     ("oversell", "rush: oversell (seats sold beyond capacity)", operator.eq, 0, "", "rush"),
     ("errors_5xx", "rush: 5xx answers", operator.eq, 0, "", "rush"),
+    ("rush_cold_oversell", "rush: oversell in the warm-up rush before it", operator.eq, 0, "", "rush"),
+    ("rush_cold_errors_5xx", "rush: 5xx answers in the warm-up rush before it", operator.eq, 0, "", "rush"),
     ("purchase_p50_ms", "one buyer's whole purchase p50 (cart → order → paid), alone on the server", operator.le,
      150, "ms", "rush"),
     ("catalogue_rps", "catalogue pages req/s (worse of /events/ and an event)", operator.ge, 800, "", "catalogue"),
@@ -67,7 +69,7 @@ DETAILS = [
     ("rush_ceiling_orders_per_minute", ("floor: most orders/min 2 cores allow (8 × floor + load generator + "
      "PostgreSQL per order)"), "", "floor"),
     ("minimal_orders_per_minute", ("minimal shop (`rush.py --minimal`, gthread workers, the least a purchase can cost here), same rush: "
-     "orders/min, oversell / 5xx (its warm-up rush: orders/min)"), "", "minimal_rush"),
+     "orders/min, oversell / 5xx (its warm-up rush: the same)"), "", "minimal_rush"),
     ("minimal_rush_cpu_s", ("minimal shop: CPU per paid order, whole machine / gunicorn / PostgreSQL / load generator "
      "/ email worker"), "ms", "minimal_rush"),
     ("minimal_rush_server_ceiling_orders_per_minute", ("minimal shop: most orders/min 2 cores allow at the whole "
@@ -75,7 +77,7 @@ DETAILS = [
      "minimal_rush"),
     ("fixed_stack_orders_per_minute", ("minimal shop on the fixed stack's plumbing (`rush.py --fixed-stack`: "
      "Flask-Session, Flask-WTF, Flask-Login, Flask-SQLAlchemy; gthread), same rush: orders/min, oversell / 5xx (its "
-     "warm-up rush: orders/min)"), "",
+     "warm-up rush: the same)"), "",
      "fixed_stack_rush"),
     ("fixed_stack_rush_cpu_s", ("minimal shop, fixed stack: CPU per paid order, whole machine / gunicorn / PostgreSQL "
      "/ load generator / email worker"), "ms", "fixed_stack_rush"),
@@ -136,7 +138,9 @@ def minimal_lines(prefix: str, r) -> dict:
     return {
         f"{prefix}_orders_per_minute": lambda: (f"{fmt(r(f'{prefix}_orders_per_minute'))}, "
                                                 f"{fmt(r(f'{prefix}_oversell'))} / {fmt(r(f'{prefix}_errors_5xx'))} "
-                                                f"({fmt(r(f'{prefix}_rush_cold_orders_per_minute'))})"),
+                                                f"({fmt(r(f'{prefix}_rush_cold_orders_per_minute'))}, "
+                                                f"{fmt(r(f'{prefix}_rush_cold_oversell'))} / "
+                                                f"{fmt(r(f'{prefix}_rush_cold_errors_5xx'))})"),
         f"{prefix}_rush_cpu_s": lambda: cpu_per_order(r(f"{prefix}_rush_cpu_s"), r(f"{prefix}_orders_completed")),
         f"{prefix}_rush_server_ceiling_orders_per_minute": lambda: (
             f"{fmt(r(f'{prefix}_rush_machine_ceiling_orders_per_minute'))} / "

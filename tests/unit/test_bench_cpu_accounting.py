@@ -1,4 +1,5 @@
-"""How the benchmarks count CPU: PostgreSQL backends that ended during a run, and the whole machine."""
+"""How the rush benchmarks count CPU (PostgreSQL backends that ended during a run, the whole machine)
+and keep the warm-up rush's figures."""
 from __future__ import annotations
 
 import os
@@ -68,3 +69,12 @@ def test_the_warm_up_rush_keeps_its_figures_as_cold_ones_and_the_table_shows_the
     assert cold == {"rush_cold_orders_per_minute": 1700.0, "rush_cold_oversell": 0, "rush_cold_errors_5xx": 0,
                     "rush_cold_machine_cpu_ms_per_order": 69.9, "rush_cold_app_cpu_ms_per_order": 44.5}
     assert report.detail_value("rush_cold_orders_per_minute", "", cold) == "1,700; 0 / 0; 70 ms"
+
+
+def test_a_failure_in_the_warm_up_rush_shows_as_a_missed_target():
+    rows = {line.split(" | ")[0].lstrip("| "): line
+            for line in report.table({"oversell": 0, "errors_5xx": 0, "rush_cold_oversell": 0,
+                                      "rush_cold_errors_5xx": 3}).splitlines() if line.startswith("| ")}
+    assert "| 0 | yes |" in rows["rush: 5xx answers"]
+    assert "| 3 | **no** |" in rows["rush: 5xx answers in the warm-up rush before it"]
+    assert "| 0 | yes |" in rows["rush: oversell in the warm-up rush before it"]
