@@ -202,7 +202,7 @@ def table(results: dict) -> str:
         (f"Latest run: {results.get('date', '—')} · commit {results.get('commit', '—')} · "
          f"`{results.get('command', 'make bench')}` · server {results.get('workers', '—')}  "),
         (f"Machine: {machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, {machine.get('ram_gb', '?')} GB "
-         f"RAM, Python {machine.get('python', '?')}; PostgreSQL, Redis, gunicorn and the load generators all on it.  "),
+         f"RAM, Python {machine.get('python', '?')} ({machine.get('python_executable', '?')}); PostgreSQL, Redis, gunicorn and the load generators all on it.  "),
         "loadavg = `os.getloadavg()` (1, 5, 15 min) when the figure was recorded.",
         "",
         "| figure | target | result | met | loadavg |",

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 
 import pytest
 
@@ -75,6 +77,7 @@ def test_record_merges_flat_keys_with_machine_date_and_loadavg(tmp_path):
     assert saved["catalogue_rps"] == 900.5 and saved["kept"] is True
     assert len(saved["catalogue_loadavg"]) == 3 and saved["loadavg"] == saved["catalogue_loadavg"]
     assert saved["machine"]["cores"] >= 1 and "catalogue_date" in saved and "date" in saved
+    assert saved["machine"]["python_executable"] == os.path.realpath(sys.executable)  # which build measured
 
 
 def test_run_wrk_refuses_other_hosts():
