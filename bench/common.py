@@ -128,7 +128,7 @@ def machine() -> dict:
         "cpu": cpu, "cores": os.cpu_count(), "ram_gb": round(mem_kb / 1024 / 1024, 1),
         "os": platform.platform(), "python": platform.python_version(),
         # Which build: the same version runs ~16 % apart between a plain build and one made with
-        # profile-guided optimisation and LTO (bench/README.md, "Runs of 2026-11-24").
+        # profile-guided optimisation and LTO (bench/README.md, runs of 2026-11-23/24).
         "python_executable": os.path.realpath(sys.executable),
     }
 
