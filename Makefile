@@ -8,14 +8,15 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 FLASK  := $(VENV)/bin/flask
 HOST   ?= 127.0.0.1
+PORT   ?= 5000
+export FLASK_APP := run.py
+
 # The benchmarks get their own venv, on Debian's python3.11 where it is installed: like the
 # production image's interpreter it is built with profile-guided optimisation and LTO, and the
 # rush took 16 % less CPU per order on it than on a plain build of 3.11 (bench/README.md).
 # `make bench BENCH_PYTHON=python3 BENCH_VENV=.venv` measures on the test venv instead.
 BENCH_PYTHON ?= $(firstword $(wildcard /usr/bin/python3.11) $(PYTHON))
 BENCH_VENV   ?= .venv-bench
-PORT   ?= 5000
-export FLASK_APP := run.py
 
 .PHONY: run test test-unit lint bench clean
 
