@@ -135,10 +135,13 @@ class Config:
     MAIL_DEFAULT_SENDER = env("MAIL_DEFAULT_SENDER", "Guichet <tickets@guichet.test>")
     # When no SMTP server is configured, messages are written here as .eml files.
     MAIL_OUTBOX_DIR = env("MAIL_OUTBOX_DIR", str(INSTANCE_DIR / "outbox"))
-    # Order confirmations (PDF tickets + SMTP) leave the pay request when on: it only queues them
-    # and `flask emails work` sends them, at this nice value (lower CPU priority than the web).
+    # Order emails (confirmation with PDF tickets, cancellation) leave the request when on: it only
+    # queues them and `flask emails work` sends them, at this nice value (lower CPU priority than the web).
     MAIL_QUEUE = env_bool("MAIL_QUEUE", False)
     EMAIL_WORKER_NICE = env_int("EMAIL_WORKER_NICE", 10)
+    # Sent and given-up order emails are deleted after this many days (by the worker, hourly,
+    # or `flask emails purge`); pending ones are kept whatever their age.
+    EMAIL_JOBS_KEEP_DAYS = env_int("EMAIL_JOBS_KEEP_DAYS", 30)
 
     PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
     DISPLAY_TIMEZONE = "Europe/Paris"

@@ -206,7 +206,10 @@ MESSAGES: dict[str, str] = {
     "payment_accepted_email_queued": "Payment accepted: your order is paid and your tickets are ready under "
                                      "“See my tickets”. Your confirmation email with the PDF tickets will "
                                      "follow in a few minutes.",
-    "order_cancelled": "Order {order} is cancelled: its tickets are void and {amount} is refunded to your card.",
+    "order_cancelled_email_sent": "Order {order} is cancelled: its tickets are void and {amount} is refunded to "
+                                  "your card. A confirmation email is on its way.",
+    "order_cancelled_email_queued": "Order {order} is cancelled: its tickets are void and {amount} is refunded to "
+                                    "your card. A confirmation email will follow in a few minutes.",
     # -- staff invitations
     "invitation_account_created": "Your account is ready: welcome to the Guichet team, {first_name}. "
                                   "You are signed in as {role}.",
@@ -234,7 +237,10 @@ MESSAGES: dict[str, str] = {
     "offer_published": "Offer “{name}” is on sale.",
     "offer_unpublished": "Offer “{name}” is no longer on sale.",
     "offer_deleted": "Offer “{name}” was deleted.",
-    "admin_order_cancelled": "Order {order} was cancelled and {amount} refunded; its tickets no longer work.",
+    "admin_order_cancelled_email_sent": "Order {order} was cancelled and {amount} refunded; its tickets no longer "
+                                        "work. The customer was told by email.",
+    "admin_order_cancelled_email_queued": "Order {order} was cancelled and {amount} refunded; its tickets no longer "
+                                          "work. The email telling the customer is queued.",
     "export_filters_invalid": "These filters are not valid; nothing was exported. Check the dates and the event.",
 }
 

@@ -1,7 +1,7 @@
 """Admin: orders — search by code or email, see one, cancel it with a refund (after a confirmation).
 
 The cancellation itself is the shop's `cancel_order` (refund, void the tickets, seats back,
-audit); an administrator may cancel even after the event started, but never an order with
+audit, the customer's email queued); an administrator may cancel even after the event started, but never an order with
 a ticket already used at the gate.
 """
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from app.access import ADMIN, allow
@@ -18,6 +18,7 @@ from app.admin.catalogue_forms import ConfirmForm
 from app.extensions import db
 from app.messages import message_for
 from app.models import OrderStatus, Ticket
+from app.orders.emails import deliver_order_cancellation
 from app.payments_provider import payment_provider
 from app.services import orders as order_service
 from app.services.errors import DomainError, NotFound
@@ -73,8 +74,9 @@ def order_cancel(code: str):
             db.session.rollback()
             flash(message_for(error.code, **error.params), "danger")
         else:
-            flash(message_for("admin_order_cancelled", order=order.code, amount=_money(order.total_cents)),
-                  "success")
+            sent = not current_app.config["MAIL_QUEUE"] and deliver_order_cancellation(order)
+            flash(message_for("admin_order_cancelled_email_sent" if sent else "admin_order_cancelled_email_queued",
+                              order=order.code, amount=_money(order.total_cents)), "success")
         return redirect(url_for("admin.order_detail", code=order.code))
     return render_template("admin/order_cancel.html", order=order, form=form)
 

@@ -64,6 +64,10 @@ class Order(db.Model):
         return self.status == OrderStatus.PENDING.value
 
     @property
+    def is_cancelled(self) -> bool:
+        return self.status == OrderStatus.CANCELLED.value
+
+    @property
     def seats(self) -> int:
         return sum(line.seats for line in self.lines)
 

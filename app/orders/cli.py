@@ -1,8 +1,10 @@
-"""`flask emails work` (the outbox worker) and `flask emails status` (its monitoring numbers).
+"""`flask emails work` (the outbox worker), `flask emails status` (its monitoring numbers) and
+`flask emails purge` (deleting the jobs that are done with).
 
-With MAIL_QUEUE on, the pay request only queues the confirmation email; this worker renders
-the PDF tickets and sends it. It runs at a lower CPU priority (EMAIL_WORKER_NICE), so during an
-on-sale rush the web workers keep the CPU and the emails catch up afterwards.
+With MAIL_QUEUE on, the pay and cancel requests only queue their emails; this worker renders
+the PDF tickets and sends them. It runs at a lower CPU priority (EMAIL_WORKER_NICE), so during an
+on-sale rush the web workers keep the CPU and the emails catch up afterwards. It also deletes
+the sent and given-up jobs older than EMAIL_JOBS_KEEP_DAYS, once an hour.
 """
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import os
 import signal
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import click
 from flask import Flask, current_app
@@ -44,6 +46,14 @@ def deliver_due(now: datetime, batch: int, stop: threading.Event, tally: Tally) 
             else:
                 tally.failed += 1
     return len(jobs)
+
+
+PURGE_EVERY = timedelta(hours=1)
+
+
+def purge_old_jobs(now: datetime, keep_days: int) -> int:
+    """Delete the sent and given-up jobs older than `keep_days` days; how many."""
+    return email_jobs.purge_finished(db.session, now - timedelta(days=keep_days))
 
 
 def _stop_on_signals(stop: threading.Event) -> None:
@@ -83,9 +93,18 @@ def work(poll: float, batch: int, once: bool) -> None:
     _lower_priority(int(current_app.config["EMAIL_WORKER_NICE"]))
     _stop_on_signals(stop)
     current_app.logger.info("email worker started (poll %ss, batch %s, nice %s)", poll, batch, os.nice(0))
+    keep_days = int(current_app.config["EMAIL_JOBS_KEEP_DAYS"])
+    next_purge = datetime.now(UTC)
     while not stop.is_set():
         try:
-            claimed = deliver_due(datetime.now(UTC), batch, stop, tally)
+            now = datetime.now(UTC)
+            if now >= next_purge:
+                purged = purge_old_jobs(now, keep_days)
+                if purged:
+                    current_app.logger.info("email worker: deleted %s jobs done with more than %s days ago",
+                                            purged, keep_days)
+                next_purge = now + PURGE_EVERY
+            claimed = deliver_due(now, batch, stop, tally)
         except Exception as error:  # noqa: BLE001 — the database restarting, say: wait and try again
             db.session.rollback()
             current_app.logger.warning("email worker: %s while claiming emails; retrying in %ss",
@@ -105,6 +124,16 @@ def status() -> None:
     click.echo(f"pending: {email_jobs.pending_count(db.session)}")
     click.echo(f"failed: {email_jobs.failed_count(db.session)}")
     click.echo(f"oldest pending: {int(age.total_seconds())} s" if age is not None else "oldest pending: none")
+
+
+@emails_cli.command("purge")
+@click.option("--days", type=click.IntRange(min=0), default=None,
+              help="Keep the jobs finished within this many days (default: EMAIL_JOBS_KEEP_DAYS).")
+def purge(days: int | None) -> None:
+    """Delete the sent and given-up email jobs finished more than --days days ago (pending ones stay)."""
+    keep_days = int(current_app.config["EMAIL_JOBS_KEEP_DAYS"]) if days is None else days
+    purged = purge_old_jobs(datetime.now(UTC), keep_days)
+    click.echo(f"Deleted {purged} email job{'s' if purged != 1 else ''} finished more than {keep_days} days ago.")
 
 
 def register_email_commands(app: Flask) -> None:

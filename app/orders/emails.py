@@ -1,9 +1,11 @@
-"""Emails about orders. The confirmation goes through the email outbox (app/services/email_jobs.py):
-checkout queues it in the payment's transaction, and `deliver_job` sends it — from the pay
-request itself, or from `flask emails work` when MAIL_QUEUE is on. The PDF attachments are
-added in exactly one place (`attachments=` of send_mail)."""
+"""Emails about orders, all through the email outbox (app/services/email_jobs.py): checkout
+queues the confirmation in the payment's transaction, cancelling queues the cancellation notice
+in its own, and `deliver_job` sends them — from the request itself right after its commit, or
+from `flask emails work` when MAIL_QUEUE is on. The PDF attachments are added in exactly one
+place (`attachments=` of send_mail)."""
 from __future__ import annotations
 
+import functools
 import traceback
 from datetime import UTC, datetime
 
@@ -38,7 +40,20 @@ def _send_order_confirmation(order: Order) -> None:
               order=order, user=order.user, order_url=_order_url(order))
 
 
-SENDERS = {email_jobs.ORDER_CONFIRMATION: _send_order_confirmation}
+def _send_order_cancelled(order: Order, *, by_organiser: bool) -> None:
+    """The 'your order is cancelled and refunded' email. Raises when it cannot be sent."""
+    if not order.is_cancelled:
+        raise NothingToSend
+    send_mail(order.user.email, f"Your order {order.code} is cancelled", "order_cancelled",
+              order=order, user=order.user, order_url=_order_url(order), by_organiser=by_organiser)
+
+
+CANCELLATION_KINDS = (email_jobs.ORDER_CANCELLED, email_jobs.ORDER_CANCELLED_BY_ORGANISER)
+SENDERS = {
+    email_jobs.ORDER_CONFIRMATION: _send_order_confirmation,
+    email_jobs.ORDER_CANCELLED: functools.partial(_send_order_cancelled, by_organiser=False),
+    email_jobs.ORDER_CANCELLED_BY_ORGANISER: functools.partial(_send_order_cancelled, by_organiser=True),
+}
 
 
 def deliver_job(job: EmailJob) -> bool:
@@ -65,20 +80,18 @@ def deliver_job(job: EmailJob) -> bool:
     return True
 
 
-def deliver_order_confirmation(order: Order) -> bool:
-    """Without MAIL_QUEUE: the pay request sends the confirmation right after its commit.
-    False when it could not be sent (the job stays queued for `flask emails work`)."""
-    job_id = db.session.scalar(sa.select(EmailJob.id).where(
-        EmailJob.kind == email_jobs.ORDER_CONFIRMATION, EmailJob.order_id == order.id))
+def _deliver_now(order: Order, kind_is: sa.ColumnElement[bool]) -> bool:
+    """Without MAIL_QUEUE: the request sends the order's email (the job whose kind matches
+    `kind_is`) right after the commit that queued it. False when it could not be sent (the job
+    stays queued for `flask emails work`) or when another process already has it."""
+    job_id = db.session.scalar(sa.select(EmailJob.id).where(kind_is, EmailJob.order_id == order.id))
     job = email_jobs.claim_job(db.session, job_id, _now()) if job_id is not None else None
     return job is not None and deliver_job(job)
 
 
-def send_order_cancellation(order: Order) -> bool:
-    try:
-        send_mail(order.user.email, f"Your order {order.code} is cancelled", "order_cancelled",
-                  order=order, user=order.user, order_url=_order_url(order))
-        return True
-    except Exception:
-        current_app.logger.exception("could not send the cancellation email of order %s", order.code)
-        return False
+def deliver_order_confirmation(order: Order) -> bool:
+    return _deliver_now(order, EmailJob.kind == email_jobs.ORDER_CONFIRMATION)
+
+
+def deliver_order_cancellation(order: Order) -> bool:
+    return _deliver_now(order, EmailJob.kind.in_(CANCELLATION_KINDS))

@@ -11,7 +11,7 @@ from app.cart.storage import cart_items, forget_ordered_items
 from app.extensions import db, limiter
 from app.messages import message_for
 from app.orders import bp
-from app.orders.emails import deliver_order_confirmation, send_order_cancellation
+from app.orders.emails import deliver_order_cancellation, deliver_order_confirmation
 from app.orders.forms import CancelOrderForm, PaymentForm, PlaceOrderForm
 from app.payments_provider import payment_provider
 from app.services import checkout, orders
@@ -141,6 +141,7 @@ def cancel_order(code: str):
     except DomainError as error:
         flash(message_for(error.code, **error.params), "danger")
         return redirect(url_for("orders.show_order", code=code), 303)
-    send_order_cancellation(order)
-    flash(message_for("order_cancelled", order=order.code, amount=format_cents(order.total_cents)), "success")
+    sent = not current_app.config["MAIL_QUEUE"] and deliver_order_cancellation(order)
+    flash(message_for("order_cancelled_email_sent" if sent else "order_cancelled_email_queued", order=order.code,
+                      amount=format_cents(order.total_cents)), "success")
     return redirect(url_for("orders.show_order", code=code), 303)

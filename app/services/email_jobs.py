@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session
 from app.models import EmailJob, EmailJobStatus
 
 ORDER_CONFIRMATION = "order_confirmation"
+ORDER_CANCELLED = "order_cancelled"  # the customer cancelled it
+ORDER_CANCELLED_BY_ORGANISER = "order_cancelled_by_organiser"  # an administrator did
 PENDING, SENT, FAILED = (EmailJobStatus.PENDING.value, EmailJobStatus.SENT.value,
                          EmailJobStatus.FAILED.value)
 
@@ -138,3 +140,17 @@ def oldest_pending_age(session: Session, now: datetime) -> timedelta | None:
     oldest = session.scalar(sa.select(EmailJob.created_at).where(EmailJob.status == PENDING)
                             .order_by(EmailJob.created_at).limit(1))
     return None if oldest is None else now - oldest
+
+
+def purge_finished(session: Session, before: datetime) -> int:
+    """Delete the jobs that are done with — sent before `before`, or given up and created
+    before it — and commit; the number deleted. Pending jobs are never touched. Without this the
+    table grows by a row per paid order forever, and so does the worker's index."""
+    table = EmailJob.__table__
+    deleted = session.execute(
+        sa.delete(table).where(sa.or_(
+            sa.and_(table.c.status == SENT, table.c.sent_at < before),
+            sa.and_(table.c.status == FAILED, table.c.created_at < before)))
+    ).rowcount
+    session.commit()
+    return deleted

@@ -33,7 +33,7 @@ from app.models import (
     Ticket,
     User,
 )
-from app.services import audit
+from app.services import audit, email_jobs
 from app.services.cart import check_quantity, delete_lines, offers_with_events
 from app.services.catalogue import mark_catalogue_changed
 from app.services.codes import ORDER_CODE_RE, new_order_code
@@ -314,8 +314,9 @@ def expire_stale_orders(session: Session, *, now: datetime, user_id: int | None 
 # --------------------------------------------------------------------------- cancelling
 def cancel_order(session: Session, order: Order, *, actor_id: int | None, now: datetime, provider,
                  ip_address: str | None = None, before_start_only: bool = True) -> Order:
-    """Cancel a paid order: refund it, void its tickets, give its seats back. Customers may only
-    do it before the event starts (`before_start_only`); administrators may pass False.
+    """Cancel a paid order: refund it, void its tickets, give its seats back and queue the
+    customer's email (which says who cancelled). Customers may only do it before the event
+    starts (`before_start_only`); administrators may pass False.
 
     The refund is asked first, outside any row lock, with a key per order: a repeated or
     concurrent cancel is refunded once, and only one of them changes the order.
@@ -354,8 +355,12 @@ def cancel_order(session: Session, order: Order, *, actor_id: int | None, now: d
                             card_brand=brand, card_last4=last4, transaction_id=refund.refund_id, created_at=now))
         audit.record(session, "order_refunded", actor_id=actor_id, subject_user_id=user_id, ip_address=ip_address,
                      order=code, amount_cents=amount)
+    by_owner = actor_id == user_id
     audit.record(session, "order_cancelled", actor_id=actor_id, subject_user_id=user_id, ip_address=ip_address,
-                 order=code, by_owner=actor_id == user_id)
+                 order=code, by_owner=by_owner)
+    # In the same transaction, as the confirmation: only the cancel that changed the order gets here.
+    kind = email_jobs.ORDER_CANCELLED if by_owner else email_jobs.ORDER_CANCELLED_BY_ORGANISER
+    email_jobs.enqueue_new(session, kind, order_id, now)
     session.commit()
     session.refresh(order)
     return order

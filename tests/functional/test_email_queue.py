@@ -23,6 +23,7 @@ from app.extensions import db
 from app.messages import message_for
 from app.models import EmailJob, Order, Ticket, User
 from app.services import email_jobs
+from app.templating import format_cents
 from app.tickets.documents import ticket_payload
 from tests.conftest import SmtpSink, free_port
 from tests.shop import GOOD_CARD, buy, customer, login, make_event, offer_of, pay
@@ -82,9 +83,9 @@ def place(client) -> str:
     return buy(client, (offer_of(event, "solo"), 2), (offer_of(event, "duo"), 1))
 
 
-def job_of(code: str) -> EmailJob:
+def job_of(code: str, kind: str = "order_confirmation") -> EmailJob:
     db.session.expire_all()
-    return db.session.scalar(sa.select(EmailJob).join(Order).where(Order.code == code))
+    return db.session.scalar(sa.select(EmailJob).join(Order).where(Order.code == code, EmailJob.kind == kind))
 
 
 def jobs_count() -> int:
@@ -115,6 +116,14 @@ def flashed(client, response) -> str:
 
 def confirmations(smtp, code: str) -> list:
     return [m for m in smtp.messages if f"Your order {code} is confirmed" in m["Subject"]]
+
+
+def cancellations(smtp, code: str) -> list:
+    return [m for m in smtp.messages if f"Your order {code} is cancelled" in m["Subject"]]
+
+
+def text_of(message) -> str:
+    return message.get_body(("plain",)).get_content()
 
 
 # --------------------------------------------------------------------------- MAIL_QUEUE on
@@ -208,9 +217,9 @@ def test_a_cancelled_order_gets_no_confirmation(client, buyer, outbox, runner):
     pay(client, code)
     assert client.post(f"/orders/{code}/cancel", data={"confirm": "y"}).status_code == 303
     assert db.session.scalar(sa.select(Order.status).where(Order.code == code)) == "cancelled"
-    assert "Sent 0 emails; 1 failed" in work_once(runner)
+    assert "Sent 1 email; 1 failed" in work_once(runner)  # the cancellation notice, not the confirmation
     assert [m.subject for m in outbox] == [f"Guichet — Your order {code} is cancelled"]
-    job = job_of(code)
+    job = job_of(code, "order_confirmation")
     assert (job.status, job.last_error) == ("failed", "NothingToSend")  # given up at once
 
 
@@ -277,6 +286,125 @@ def test_without_the_queue_an_smtp_outage_leaves_the_job_for_a_worker(client, bu
     time_passes(code)
     assert "Sent 1 email; 0 failed" in work_once(runner)
     assert len(confirmations(smtp_server, code)) == 1
+
+
+# --------------------------------------------------------------------------- cancellation notices
+def cancel(client, code: str):
+    return client.post(f"/orders/{code}/cancel", data={"confirm": "y"})
+
+
+def amount_of(code: str) -> str:
+    return format_cents(db.session.scalar(sa.select(Order.total_cents).where(Order.code == code)))
+
+
+def paid_order(client) -> str:
+    code = place(client)
+    pay(client, code)
+    return code
+
+
+def test_cancelling_sends_the_notice_from_the_request_without_the_queue(client, buyer, smtp_server, runner):
+    code = paid_order(client)
+    page = flashed(client, cancel(client, code))
+    assert message_for("order_cancelled_email_sent", order=code, amount=amount_of(code)) in page
+    [message] = cancellations(smtp_server, code)  # sent during the request
+    assert message["To"] == buyer.email
+    body = text_of(message)
+    assert f"Your order {code} is cancelled." in body and f"{amount_of(code)} is refunded" in body
+    assert "If you did not cancel this order" in body and "organisers" not in body
+    job = job_of(code, "order_cancelled")
+    assert (job.status, job.attempts) == ("sent", 1)
+    assert "Sent 0 emails; 0 failed" in work_once(runner)
+
+
+@QUEUED
+def test_with_the_queue_cancelling_only_queues_the_notice(client, buyer, smtp_server, runner):
+    code = paid_order(client)
+    work_once(runner)  # the confirmation
+    page = flashed(client, cancel(client, code))
+    assert "A confirmation email will follow in a few minutes." in page
+    assert cancellations(smtp_server, code) == []
+    assert job_of(code, "order_cancelled").status == "pending"
+    assert "Sent 1 email; 0 failed" in work_once(runner)
+    [message] = cancellations(smtp_server, code)
+    assert f"https://tickets.example.test/orders/{code}" in text_of(message)
+
+
+def test_an_smtp_outage_during_a_cancellation_keeps_the_notice_for_later(client, buyer, smtp_server, runner):
+    code = paid_order(client)
+    smtp_server.stop()
+    page = flashed(client, cancel(client, code))  # the cancellation itself does not depend on the mail server
+    assert "A confirmation email will follow in a few minutes." in page
+    assert db.session.scalar(sa.select(Order.status).where(Order.code == code)) == "cancelled"
+    job = job_of(code, "order_cancelled")
+    assert (job.status, job.attempts, job.last_error) == ("pending", 1, "ConnectionRefusedError")
+    smtp_server.start()
+    time_passes(code)
+    assert "Sent 1 email; 0 failed" in work_once(runner)
+    assert len(cancellations(smtp_server, code)) == 1
+
+
+@pytest.mark.app_config(REQUIRE_2FA_FOR_STAFF=False)
+def test_an_administrator_cancelling_tells_the_customer_it_was_the_organisers(app, auth, client, buyer,
+                                                                               smtp_server):
+    code = paid_order(client)
+    admin = customer(role="admin", email="ada@example.test")
+    office = app.test_client()
+    login(auth, office, admin)
+    page = office.post(f"/admin/orders/{code}/cancel", follow_redirects=True).get_data(as_text=True)
+    assert "The customer was told by email." in page
+    [message] = cancellations(smtp_server, code)
+    assert message["To"] == buyer.email  # the customer, not the administrator
+    body = text_of(message)
+    assert f"The organisers have cancelled your order {code}." in body and f"{amount_of(code)} is refunded" in body
+    assert "If you did not cancel this order" not in body
+    assert job_of(code, "order_cancelled_by_organiser").status == "sent"
+
+
+@pytest.mark.app_config(MAIL_QUEUE=True, REQUIRE_2FA_FOR_STAFF=False)  # markers do not add up: one for both
+def test_with_the_queue_an_administrators_cancellation_is_queued(app, auth, client, buyer, smtp_server, runner):
+    code = paid_order(client)
+    work_once(runner)
+    admin = customer(role="admin", email="ada@example.test")
+    office = app.test_client()
+    login(auth, office, admin)
+    page = office.post(f"/admin/orders/{code}/cancel", follow_redirects=True).get_data(as_text=True)
+    assert "The email telling the customer is queued." in page
+    assert cancellations(smtp_server, code) == []
+    assert "Sent 1 email; 0 failed" in work_once(runner)
+    assert "The organisers have cancelled" in text_of(cancellations(smtp_server, code)[0])
+
+
+# --------------------------------------------------------------------------- purge
+def finished_long_ago(code: str, days: int, status: str = "sent") -> None:
+    when = datetime.now(UTC) - timedelta(days=days)
+    db.session.execute(sa.update(EmailJob).where(EmailJob.order_id == sa.select(Order.id).where(
+        Order.code == code).scalar_subquery()).values(status=status, created_at=when, sent_at=when))
+    db.session.commit()
+
+
+@QUEUED
+def test_purge_deletes_the_jobs_done_with_and_keeps_the_rest(client, buyer, outbox, runner):
+    old, recent, pending = paid_order(client), paid_order(client), paid_order(client)
+    finished_long_ago(old, 31)
+    finished_long_ago(recent, 29)
+    result = runner.invoke(args=["emails", "purge"])
+    assert result.exit_code == 0 and result.output == "Deleted 1 email job finished more than 30 days ago.\n"
+    assert job_of(old) is None and job_of(recent).status == "sent" and job_of(pending).status == "pending"
+    result = runner.invoke(args=["emails", "purge", "--days", "7"])
+    assert result.output == "Deleted 1 email job finished more than 7 days ago.\n"
+    assert job_of(recent) is None and job_of(pending).status == "pending"
+    assert runner.invoke(args=["emails", "purge", "--days", "-1"]).exit_code == 2  # refused, nothing deleted
+    assert jobs_count() == 1
+
+
+@pytest.mark.app_config(MAIL_QUEUE=True, EMAIL_JOBS_KEEP_DAYS=90)
+def test_purge_keeps_what_the_setting_says(client, buyer, outbox, runner):
+    code = paid_order(client)
+    finished_long_ago(code, 60, status="failed")
+    assert runner.invoke(args=["emails", "purge"]).output == "Deleted 0 email jobs finished more than 90 days ago.\n"
+    finished_long_ago(code, 91, status="failed")
+    assert runner.invoke(args=["emails", "purge"]).output == "Deleted 1 email job finished more than 90 days ago.\n"
 
 
 # --------------------------------------------------------------------------- secrecy
@@ -387,6 +515,8 @@ def worker_env(app, tmp_path: Path, smtp_port: int) -> dict:
 @QUEUED
 def test_the_worker_loop_runs_at_lower_priority_sends_and_stops_on_sigterm(app, client, buyer, smtp_server,
                                                                          tmp_path):
+    old = paid_order(client)
+    finished_long_ago(old, 31)  # the worker deletes it on its first round
     code = place(client)
     pay(client, code)
     log = tmp_path / "worker.log"
@@ -410,6 +540,7 @@ def test_the_worker_loop_runs_at_lower_priority_sends_and_stops_on_sigterm(app, 
             worker.wait(5)
     output = log.read_text()
     assert "Stopped: sent 1, failed 0." in output and "Traceback" not in output, output[-3000:]
+    assert "deleted 1 jobs done with more than 30 days ago" in output
     assert len(smtp_server.messages) == 1
-    assert job_of(code).status == "sent"
+    assert job_of(code).status == "sent" and job_of(old) is None
     assert db.session.scalar(sa.select(User.email).where(User.id == buyer.id)) not in output

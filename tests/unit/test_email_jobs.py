@@ -16,6 +16,7 @@ from app.services.email_jobs import LEASE, ORDER_CONFIRMATION, enqueue
 
 T0 = datetime(2030, 7, 1, 12, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
+DAY = timedelta(days=1)
 
 
 @pytest.fixture
@@ -214,3 +215,30 @@ def test_pending_count_and_oldest_pending_age(session):
     email_jobs.mark_sent(session, fetch(session, first), now)
     assert email_jobs.pending_count(session) == 2
     assert email_jobs.oldest_pending_age(session, now) == 2 * MINUTE  # a sent one no longer counts
+
+
+# --------------------------------------------------------------------------- purge
+def test_purge_deletes_only_jobs_done_with_before_the_cutoff(session):
+    cutoff = T0 + 30 * DAY
+    old_sent, old_failed, recent_sent, recent_failed, old_pending = queued(session, T0, T0, T0, T0, T0)
+    for job_id in (old_sent, recent_sent):
+        email_jobs.mark_sent(session, fetch(session, job_id), cutoff - DAY if job_id == old_sent else cutoff + DAY)
+    email_jobs.mark_failed(session, fetch(session, old_failed), T0, "SMTPException", retry=False)
+    recent = fetch(session, recent_failed)
+    recent.created_at = cutoff + DAY  # given up, but created after the cutoff
+    email_jobs.mark_failed(session, recent, cutoff + DAY, "SMTPException", retry=False)
+    fetch(session, old_pending).next_attempt_at = T0 - 60 * DAY  # waiting long: still kept
+    session.commit()
+
+    assert email_jobs.purge_finished(session, cutoff) == 2
+    left = set(session.scalars(sa.select(EmailJob.id)))
+    assert left == {recent_sent, recent_failed, old_pending}
+    assert email_jobs.purge_finished(session, cutoff) == 0
+
+
+def test_purge_commits(session):
+    [job_id] = queued(session, T0)
+    email_jobs.mark_sent(session, fetch(session, job_id), T0)
+    email_jobs.purge_finished(session, T0 + DAY)
+    session.rollback()  # nothing left to roll back: the delete is committed
+    assert session.scalar(sa.select(sa.func.count()).select_from(EmailJob)) == 0

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.models import AuditEvent, CartItem, Event, Order, Payment, Ticket
+from app.models import AuditEvent, CartItem, EmailJob, Event, Order, Payment, Ticket
 from app.services import checkout, orders
 from app.services.codes import ORDER_CODE_RE
 from app.services.errors import Conflict, DomainError, Forbidden
@@ -507,6 +507,36 @@ def test_a_failed_refund_changes_nothing(app):
     assert error.value.code == "refund_failed"
     db.session.refresh(order)
     assert order.status == "paid" and seats_taken(event.id) == 4
+
+
+def cancellation_jobs(order: Order) -> list[tuple[str, str]]:
+    db.session.expire_all()
+    return [(job.kind, job.status) for job in db.session.scalars(
+        sa.select(EmailJob).where(EmailJob.order_id == order.id, EmailJob.kind != "order_confirmation"))]
+
+
+def test_cancelling_queues_one_email_that_says_who_cancelled(app):
+    event = make_event()
+    provider = MockProvider()
+    by_owner, by_admin = paid_order(event, provider=provider), paid_order(event, provider=provider)
+    admin = customer(role="admin")
+    orders.cancel_order(db.session, by_owner, actor_id=by_owner.user_id, now=now(), provider=provider)
+    orders.cancel_order(db.session, by_admin, actor_id=admin.id, now=now(), provider=provider,
+                        before_start_only=False)
+    assert cancellation_jobs(by_owner) == [("order_cancelled", "pending")]
+    assert cancellation_jobs(by_admin) == [("order_cancelled_by_organiser", "pending")]
+    with pytest.raises(Conflict):  # a second cancel changes nothing, so queues nothing
+        orders.cancel_order(db.session, by_owner, actor_id=by_owner.user_id, now=now(), provider=provider)
+    assert cancellation_jobs(by_owner) == [("order_cancelled", "pending")]
+
+
+def test_a_refused_cancellation_queues_no_email(app):
+    event = make_event()
+    order = paid_order(event)
+    later = event.starts_at + timedelta(minutes=5)
+    with pytest.raises(Conflict):
+        orders.cancel_order(db.session, order, actor_id=order.user_id, now=later, provider=MockProvider())
+    assert cancellation_jobs(order) == []
 
 
 def test_pending_orders_are_not_cancellable(app):
