@@ -62,6 +62,9 @@ class Config:
     SCANNER_TOKEN_CACHE_SECONDS = env_int("SCANNER_TOKEN_CACHE_SECONDS", 10)
     # HMAC key for hashing invitation and password-reset codes (kept out of the database).
     CODE_PEPPER = env("CODE_PEPPER")
+    # Keys for the columns stored encrypted (TOTP secrets: app/models/encrypted.py), comma-separated:
+    # the first encrypts, all decrypt. Unset: SECRET_KEY.
+    FIELD_ENCRYPTION_KEYS = env("FIELD_ENCRYPTION_KEYS")
 
     SQLALCHEMY_DATABASE_URI = database_url(
         env("DATABASE_URL"), f"sqlite:///{INSTANCE_DIR / 'guichet.sqlite'}"

@@ -21,6 +21,7 @@ from app.extensions import (
     mail,
     sess,
 )
+from app.models.encrypted import configure_field_encryption
 from config import EXAMPLE_VALUES, Config, config_from_env
 
 
@@ -38,6 +39,7 @@ def create_app(config: type[Config] | None = None, overrides: Mapping | None = N
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
     configure_logging(app)
+    configure_field_encryption(field_encryption_keys(app.config))
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
@@ -57,6 +59,12 @@ def check_required_secrets(app: Flask) -> None:
                 f"{name} is missing or left at an example value; set {name} in the environment "
                 "before starting Guichet in production."
             )
+
+
+def field_encryption_keys(config: Mapping) -> list[str]:
+    """FIELD_ENCRYPTION_KEYS, comma-separated, or SECRET_KEY alone."""
+    keys = [key.strip() for key in (config.get("FIELD_ENCRYPTION_KEYS") or "").split(",") if key.strip()]
+    return keys or [config["SECRET_KEY"]]
 
 
 def configure_logging(app: Flask) -> None:

@@ -46,6 +46,15 @@ def expire_orders() -> None:
     click.echo(f"Expired {count} pending order{'s' if count != 1 else ''}; their seats are released.")
 
 
+def users_group(app: Flask) -> AppGroup:
+    """The `flask users` group, which several areas add commands to."""
+    users = app.cli.commands.get("users")
+    if users is None:
+        users = AppGroup("users", help="User accounts.")
+        app.cli.add_command(users)
+    return users
+
+
 def register(app: Flask) -> None:
     app.cli.add_command(demo_cli)
     app.cli.add_command(orders_cli)

@@ -1,4 +1,5 @@
-"""`flask create-admin`: the first administrator (flags, or prompts for what is missing)."""
+"""`flask create-admin`: the first administrator (flags, or prompts for what is missing); and
+`flask users reencrypt-secrets` after a change of FIELD_ENCRYPTION_KEYS."""
 from __future__ import annotations
 
 import click
@@ -46,5 +47,25 @@ def create_admin(email: str, username: str, first_name: str, last_name: str, pas
     raise SystemExit(1)
 
 
+@click.command("reencrypt-secrets")
+@with_appcontext
+def reencrypt_secrets() -> None:
+    """Encrypt every TOTP secret with the first key of FIELD_ENCRYPTION_KEYS (run after adding a
+    key, before removing the old one; also encrypts secrets stored before encryption existed)."""
+    from app.models.encrypted import field_cipher
+    from app.services.two_factor import reencrypt_totp_secrets
+
+    rewritten, unreadable = reencrypt_totp_secrets(db.session, field_cipher())
+    click.echo(f"Re-encrypted {rewritten} two-factor secret{'s' if rewritten != 1 else ''} with the first key.")
+    if unreadable:
+        click.echo(f"{len(unreadable)} secret(s) open with none of the keys (user ids "
+                   f"{', '.join(map(str, unreadable))}): put the old key back in FIELD_ENCRYPTION_KEYS, "
+                   "or reset their two-factor authentication.", err=True)
+        raise SystemExit(1)
+
+
 def register_auth_commands(app: Flask) -> None:
     app.cli.add_command(create_admin)
+    from app.cli import users_group
+
+    users_group(app).add_command(reencrypt_secrets)

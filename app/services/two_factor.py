@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.models import RecoveryCode, User
+from app.models.encrypted import FieldCipher
 from app.services import audit
 from app.services.errors import Conflict, DomainError, NotFound
 from app.services.totp import (
@@ -182,3 +183,22 @@ def _clear_two_factor(session: Session, user: User) -> None:
     user.totp_enabled_at = None
     user.totp_last_step = None
     session.execute(sa.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+
+
+def reencrypt_totp_secrets(session: Session, cipher: FieldCipher) -> tuple[int, list[int]]:
+    """Rewrite every stored TOTP secret encrypted with the cipher's first key: the plain ones
+    left from before encryption, and those written with an older key. Commits. Returns how many
+    were rewritten and the ids of the users whose secret no key opens (their 2FA must be reset)."""
+    table = User.__table__
+    stored = sa.type_coerce(table.c.totp_secret, sa.String)  # the column as stored, not decrypted
+    rewritten, unreadable = 0, []
+    for user_id, value in session.execute(sa.select(table.c.id, stored).where(table.c.totp_secret.is_not(None))):
+        new_value = cipher.reencrypt(value)
+        if new_value is None:
+            unreadable.append(user_id)
+            continue
+        session.execute(sa.update(table).where(table.c.id == user_id)
+                        .values({table.c.totp_secret: sa.type_coerce(new_value, sa.String)}))
+        rewritten += 1
+    session.commit()
+    return rewritten, unreadable

@@ -109,8 +109,6 @@ def _user_by_email(email: str):
 def register_ticket_commands(app: Flask) -> None:
     """Add `flask tickets`, and `rotate-key` to the `flask users` group (created if missing)."""
     app.cli.add_command(tickets_cli)
-    users = app.cli.commands.get("users")
-    if users is None:
-        users = AppGroup("users", help="User accounts.")
-        app.cli.add_command(users)
-    users.add_command(rotate_key)
+    from app.cli import users_group
+
+    users_group(app).add_command(rotate_key)
