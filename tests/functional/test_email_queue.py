@@ -351,6 +351,8 @@ def test_an_administrator_cancelling_tells_the_customer_it_was_the_organisers(ap
     admin = customer(role="admin", email="ada@example.test")
     office = app.test_client()
     login(auth, office, admin)
+    confirm = " ".join(office.get(f"/admin/orders/{code}/cancel").get_data(as_text=True).split())
+    assert f"We email {buyer.first_name} to say the organisers cancelled the order." in confirm
     page = office.post(f"/admin/orders/{code}/cancel", follow_redirects=True).get_data(as_text=True)
     assert "The customer was told by email." in page
     [message] = cancellations(smtp_server, code)
