@@ -107,7 +107,7 @@ def work(poll: float, batch: int, once: bool) -> None:
             claimed = deliver_due(now, batch, stop, tally)
         except Exception as error:  # noqa: BLE001 — the database restarting, say: wait and try again
             db.session.rollback()
-            current_app.logger.warning("email worker: %s while claiming emails; retrying in %ss",
+            current_app.logger.warning("email worker: %s while purging or claiming emails; retrying in %ss",
                                        type(error).__name__, poll)
             claimed = 0
         if claimed < batch:
