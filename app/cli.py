@@ -62,7 +62,7 @@ def register(app: Flask) -> None:
     from app.auth.cli import register_auth_commands
 
     register_auth_commands(app)
-    # tickets (issue 7): `flask tickets …`; adds `rotate-key` to a `users` group (keep this line last).
+    # tickets (issue 7): `flask tickets …`, and `rotate-key` in the `users` group (users_group above).
     from app.tickets.cli import register_ticket_commands
 
     register_ticket_commands(app)

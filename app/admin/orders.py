@@ -1,8 +1,8 @@
 """Admin: orders — search by code or email, see one, cancel it with a refund (after a confirmation).
 
 The cancellation itself is the shop's `cancel_order` (refund, void the tickets, seats back,
-audit, the customer's email queued); an administrator may cancel even after the event started, but never an order with
-a ticket already used at the gate.
+audit, the customer's email queued); an administrator may cancel even after the event started,
+but never an order with a ticket already used at the gate.
 """
 from __future__ import annotations
 
