@@ -1,6 +1,6 @@
-"""Instructions the app executes per buyer's purchase and per signed-in page, counted by callgrind.
+"""Instructions the app executes per buyer's purchase, per signed-in page and per scan, counted by callgrind.
 
-    .venv/bin/python bench/instructions.py [--small 4 --large 24] [--journey purchase|page|both]
+    .venv/bin/python bench/instructions.py [--small 4 --large 24] [--journey purchase|page|checkin|both|all]
     .venv/bin/python bench/instructions.py --against bench/out/src-<commit>   # two versions side by side
 
 Timings on this shared 2-core machine drift by ±30 % within an evening; instruction counts
@@ -17,9 +17,12 @@ imports, setup and first-call warm-up cancelled out.
 - purchase: a fresh buyer signs in (bcrypt cost 4), opens the event page, adds one Solo ticket,
   opens the checkout review, places the order and pays with the success card (8 requests).
 - page: the same signed-in buyer GETs /cart/ (an empty cart: one small query, the layout).
+- checkin (only when asked: `--journey checkin` or `all`): a scanner app's valid scan, POST
+  /tickets/api/check-in with a bearer token and a distinct unused seeded ticket, as bench/checkin.py
+  sends them (the token is made in the setup, through the service).
 
 Only the Python process is counted (PostgreSQL and Redis run outside valgrind). Needs valgrind
-(`apt-get install valgrind`); about 5 minutes.
+(`apt-get install valgrind`); about 5 minutes, 7 with the scans.
 """
 from __future__ import annotations
 
@@ -37,13 +40,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import common
 
 PAGE = "/cart/"
+TOKEN_NAME = "instructions"
 
 
-def inner(journey: str, repetitions: int, setup_buyers: int) -> None:
+def inner(journey: str, repetitions: int, setup_buyers: int, ticket_offset: int = 0) -> None:
     """Run under callgrind: the same setup whatever `repetitions`, then the journeys."""
     from bench import roundtrips, rush
 
     app, counter = roundtrips.make_app()
+    if journey == "checkin":
+        return inner_checkin(app, repetitions, setup_buyers, ticket_offset)
     event = rush.create_rush_event(setup_buyers * 2, "instructions")
     emails = rush.create_buyers(setup_buyers + 1, "instructions")
     if journey == "purchase":
@@ -58,12 +64,35 @@ def inner(journey: str, repetitions: int, setup_buyers: int) -> None:
         step("page", "GET", PAGE)
 
 
-def count(journey: str, repetitions: int, setup_buyers: int, source: Path) -> int:
+def inner_checkin(app, repetitions: int, setup_scans: int, ticket_offset: int) -> None:
+    """`repetitions` valid scans through the API; `setup_scans` payloads are signed whatever
+    `repetitions`, so the setup costs the same in both runs."""
+    from datetime import UTC, datetime
+
+    from app.extensions import db
+    from app.models import User
+    from app.services.scanner_tokens import create_scanner_token
+    from bench import checkin
+
+    with app.app_context():
+        steward = db.session.scalar(db.select(User).filter_by(email=checkin.staff_account(1)["email"]))
+        _, token = create_scanner_token(db.session, steward, name=TOKEN_NAME, now=datetime.now(UTC),
+                                        valid_days=1, max_tokens=1000)
+    payloads = checkin.payloads_for_unused_tickets(setup_scans, ticket_offset, newest_first=True)
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+    for payload in payloads[:repetitions]:
+        response = client.post(checkin.API, json={"payload": payload}, headers=headers)
+        if response.get_json().get("verdict") != "VALID":
+            raise RuntimeError(f"check-in: {response.status_code} {response.get_json()}")
+
+
+def count(journey: str, repetitions: int, setup_buyers: int, source: Path, ticket_offset: int = 0) -> int:
     out = common.OUT / f"callgrind.{os.getpid()}.{source.name}.{journey}.{repetitions}.out"  # runs may overlap
     env = dict(os.environ, PYTHONHASHSEED="0", BENCH_SOURCE=str(source))
     env.pop("BENCH_PATCHES", None)  # `source` is already the patched copy when patches were asked for
     subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, __file__,
-                    "--inner", journey, str(repetitions), str(setup_buyers)],
+                    "--inner", journey, str(repetitions), str(setup_buyers), str(ticket_offset)],
                    check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     match = re.search(r"^(?:summary|totals): (\d+)", out.read_text(), re.MULTILINE)
     out.unlink()
@@ -74,14 +103,15 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", type=int, default=4)
     parser.add_argument("--large", type=int, default=24)
-    parser.add_argument("--journey", choices=("purchase", "page", "both"), default="both")
+    parser.add_argument("--journey", choices=("purchase", "page", "checkin", "both", "all"), default="both",
+                        help="both: purchase and page; all: the three")
     parser.add_argument("--against", type=Path, help="another version's directory (bench/out/src-<commit>), "
                         "measured side by side")
-    parser.add_argument("--inner", nargs=3, metavar=("JOURNEY", "N", "SETUP"), help=argparse.SUPPRESS)
+    parser.add_argument("--inner", nargs=4, metavar=("JOURNEY", "N", "SETUP", "OFFSET"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.inner:
-        journey, n, setup = args.inner
-        inner(journey, int(n), int(setup))
+        journey, n, setup, offset = args.inner
+        inner(journey, int(n), int(setup), int(offset))
         return {}
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (apt-get install valgrind)")
@@ -89,23 +119,32 @@ def main(argv=None) -> dict:
     source = common.app_dir()
     sources = [source] + ([args.against.resolve()] if args.against else [])
     figures = {}
-    journeys = ("purchase", "page") if args.journey == "both" else (args.journey,)
+    journeys = {"both": ("purchase", "page"), "all": ("purchase", "page", "checkin")}.get(args.journey,
+                                                                                          (args.journey,))
     for journey in journeys:
-        scale = 10 if journey == "page" else 1  # a page is cheap: more of them for a steady figure
+        scale = 1 if journey == "purchase" else 10  # a page or a scan is cheap: more of them for a steady figure
         small, large = args.small * scale, args.large * scale
         totals: dict[Path, list[int]] = {src: [] for src in sources}
         with concurrent.futures.ThreadPoolExecutor(len(sources)) as pool:
             for n in (small, large):  # every version runs each step at once, under the same load
-                futures = {src: pool.submit(count, journey, n, large, src) for src in sources}
+                # Each version scans its own tickets (one checked in by the other would be a refusal): the
+                # i-th takes the newest unused from position 4·i·large, beyond what the others use up.
+                futures = {src: pool.submit(count, journey, n, large, src, 4 * i * large)
+                           for i, src in enumerate(sources)}
                 for src, future in futures.items():
                     totals[src].append(future.result())
         per = {src: (runs[1] - runs[0]) / (large - small) for src, runs in totals.items()}
-        figures[f"instructions_per_{journey}_m"] = round(per[source] / 1e6, 2)
-        what = "buyer (sign-in + purchase, 8 requests)" if journey == "purchase" else f"signed-in GET {PAGE}"
+        figures[f"instructions_per_{journey}_m"] = round(per[source] / 1e6, 3 if journey == "checkin" else 2)
+        what = {"purchase": "buyer (sign-in + purchase, 8 requests)", "page": f"signed-in GET {PAGE}",
+                "checkin": "valid scan (check-in API, bearer token)"}[journey]
         for src in sources:
             change = f" ({per[source] / per[src] - 1:+.1%} for {source.name})" if src != source else ""
             print(f"{journey}: {per[src] / 1e6:.2f} M instructions per {what} — {src.name}{change}")
     figures["instructions_commit"] = "work tree" if source == common.ROOT else source.name.removeprefix("src-")
+    if "checkin" in journeys:
+        from bench import checkin
+
+        checkin.revoke_bench_tokens(TOKEN_NAME)
     common.record("instructions", figures)
     return figures
 

@@ -103,7 +103,7 @@ DETAILS = [
      "(`logins.py --split`): catalogue p99"), "ms", "logins_split"),
     ("login_storm_split_catalogue_rps", "… and catalogue req/s during that storm", "", "logins_split"),
     ("instructions_per_purchase_m", ("instructions (`instructions.py`, callgrind, compare side by side): one buyer's "
-     "sign-in + purchase / one signed-in GET /cart/"), "", "instructions"),
+     "sign-in + purchase / one signed-in GET /cart/ / one valid scan on the check-in API"), "", "instructions"),
     ("seed_seconds", "seed: 50 events, 10 000 customers, 100 000 orders, 300 000 tickets", "s", "seed"),
     ("pg_commit_ms", "PostgreSQL one-row INSERT + COMMIT here (fsync floor)", "ms", "environment"),
 ]
@@ -181,7 +181,8 @@ def detail_value(key: str, unit: str, results: dict) -> str:
         "checkin_same_ticket_exactly_one_valid": lambda: f"{fmt(r(key))} / {fmt(r('checkin_same_ticket_rounds'))}",
         "pdf_render_ms_p99": lambda: f"{fmt(r('pdf_render_ms_p99'))} ms / {fmt(r('pdf_bytes'))} bytes",
         "instructions_per_purchase_m": lambda: (f"{r('instructions_per_purchase_m'):.1f} M / "
-                                                f"{r('instructions_per_page_m'):.2f} M "
+                                                f"{r('instructions_per_page_m'):.2f} M / "
+                                                f"{fmt(r('instructions_per_checkin_m'))} M "
                                                 f"(commit {r('instructions_commit') or '—'})"
                                                 if r("instructions_per_purchase_m") and r("instructions_per_page_m")
                                                 else "—"),
