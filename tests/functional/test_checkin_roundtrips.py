@@ -47,7 +47,14 @@ class WireTrace:
     def follow(self, connection: sa.Connection) -> None:
         """Trace this connection too (one the session already holds); new ones are traced from
         engine_connect: after the pool's checkout (and any ping), before their first statement."""
-        dbapi_connection = connection.connection.dbapi_connection
+        self._trace(connection.connection.dbapi_connection)
+
+    def follow_checkout(self, dbapi_connection, _record, _proxy) -> None:
+        """A connection taken from the pool without a SQLAlchemy Connection (the scanner API's
+        check-in statement): traced after the pool's other checkout listeners (and any ping)."""
+        self._trace(dbapi_connection)
+
+    def _trace(self, dbapi_connection) -> None:
         if id(dbapi_connection) not in self.connections:
             from psycopg import pq
 
@@ -59,10 +66,12 @@ class WireTrace:
     def recording(self):
         with tempfile.TemporaryFile() as self._file:
             sa.event.listen(self.engine, "engine_connect", self.follow)
+            sa.event.listen(self.engine, "checkout", self.follow_checkout)
             try:
                 yield self
             finally:
                 sa.event.remove(self.engine, "engine_connect", self.follow)
+                sa.event.remove(self.engine, "checkout", self.follow_checkout)
                 for dbapi_connection in self.connections.values():
                     dbapi_connection.pgconn.untrace()
                 self._file.seek(0)
@@ -147,6 +156,52 @@ def test_a_token_scan_is_one_round_trip_token_check_included_and_makes_the_stati
     first_use = db.session.get(ScannerToken, token_id).last_used_at
     assert first_use is not None  # written by the first scan, kept by the second (TOUCH_EVERY)
     assert db.session.scalars(sa.select(CheckIn.staff_id)).all() == [staff_id, staff_id]
+
+
+def test_a_token_scan_leaves_the_session_alone_and_its_connection_out_of_autocommit(app, customer, staff):
+    """The statement runs on a connection of its own from the pool (app/services/checkin.py
+    _pooled_autocommit_connection): the session begins nothing, and the connection goes back
+    to the pool with transactions on again, so its next user's rollback undoes."""
+    ticket, other = tickets_of(customer, 2)
+    payload, other_id = ticket_payload(ticket), other.id
+    _, token = create_scanner_token(db.session, staff, name="Gate", now=datetime.now(UTC), valid_days=1,
+                                    max_tokens=1)
+    db.session.commit()
+    with WireTrace(db.engine).recording() as wire:
+        assert app.test_client().post(API, json={"payload": payload},
+                                      headers={"Authorization": f"Bearer {token}"}).json["verdict"] == VALID
+    assert not db.session().in_transaction()
+    assert wire.connections and all(not c.autocommit for c in wire.connections.values())
+    with db.engine.connect() as connection:  # the pool's connection, as the next request gets it
+        connection.execute(sa.update(Ticket).where(Ticket.id == other_id).values(holder_name="Changed"))
+        connection.rollback()
+    assert db.session.get(Ticket, other_id).holder_name != "Changed"
+
+
+def test_a_token_scan_whose_statement_fails_drops_its_connection(app, customer, staff, monkeypatch):
+    """A connection that failed mid-statement (in autocommit, perhaps broken) never serves again;
+    the next scan gets a sound one."""
+    import psycopg
+
+    from app.services import checkin
+
+    payload = ticket_payload(tickets_of(customer)[0])
+    _, token = create_scanner_token(db.session, staff, name="Gate", now=datetime.now(UTC), valid_days=1,
+                                    max_tokens=1)
+    db.session.commit()
+    used = []
+
+    def server_gone(connection, dialect, params):
+        used.append(connection)
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(checkin._TAKE_AND_RECORD_BY_TOKEN, "first_row_on", server_gone)
+    with pytest.raises(psycopg.OperationalError):
+        checkin.check_in_by_token(db.session, public_key(), payload, token=token, now=datetime.now(UTC),
+                                  staff_id_for_token=lambda: None)
+    assert used and used[0].closed  # invalidated by the pool: closed, not given back
+    monkeypatch.undo()
+    assert scan_by_token(app, token, payload).json["verdict"] == VALID
 
 
 def scan_by_token(app, token: str, payload: str):

@@ -152,6 +152,19 @@ def commits(app):
     stats.install_stats_invalidation(db.session, bump_stats_cache)
 
 
+def test_a_change_committed_outside_the_session_runs_its_callbacks_at_once():
+    """The scanner API's check-in statement commits on a pooled connection of its own."""
+    from sqlalchemy.orm import sessionmaker
+
+    calls = []
+    target, other = sessionmaker(), sessionmaker()
+    stats.install_stats_invalidation(target, lambda: calls.append("now"), lambda: calls.append("soon"))
+    stats.stats_changed_outside(target, soon=True)
+    stats.stats_changed_outside(target)
+    stats.stats_changed_outside(other)  # no callbacks installed for it: nothing happens
+    assert calls == ["soon", "now"]
+
+
 def test_a_paid_order_a_cancellation_and_a_check_in_are_noticed(sales, commits):
     order = make_order(sales.customer, [(sales.a_solo, 1)], paid_at=utc("2026-03-12T10:00:00"))
     assert len(commits) == 1
