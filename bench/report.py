@@ -181,9 +181,10 @@ def detail_value(key: str, unit: str, results: dict) -> str:
         "checkin_same_ticket_exactly_one_valid": lambda: f"{fmt(r(key))} / {fmt(r('checkin_same_ticket_rounds'))}",
         "pdf_render_ms_p99": lambda: f"{fmt(r('pdf_render_ms_p99'))} ms / {fmt(r('pdf_bytes'))} bytes",
         "instructions_per_purchase_m": lambda: (f"{r('instructions_per_purchase_m'):.1f} M / "
-                                                f"{r('instructions_per_page_m'):.2f} M / "
-                                                f"{fmt(r('instructions_per_checkin_m'))} M "
-                                                f"(commit {r('instructions_commit') or '—'})"
+                                                f"{r('instructions_per_page_m'):.2f} M"
+                                                + (f" / {r('instructions_per_checkin_m'):.2f} M"
+                                                   if r("instructions_per_checkin_m") else " / —")
+                                                + f" (commit {r('instructions_commit') or '—'})"
                                                 if r("instructions_per_purchase_m") and r("instructions_per_page_m")
                                                 else "—"),
         "login_storm_logins": lambda: f"{fmt(r('login_storm_logins'))} ({fmt(r('login_storm_login_p50_ms'))} ms)",

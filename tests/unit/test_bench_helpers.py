@@ -88,7 +88,10 @@ def test_report_shows_instruction_counts_with_the_commit_they_measured():
     results = {"instructions_per_purchase_m": 130.98, "instructions_per_page_m": 5.16,
                "instructions_commit": "40c0b05abcde", "instructions_loadavg": [1, 1, 1]}
     row = next(line for line in report.table(results).splitlines() if line.startswith("| instructions"))
-    assert "| 131.0 M / 5.16 M (commit 40c0b05abcde) | 1.0 1.0 1.0 |" in row
+    assert "| 131.0 M / 5.16 M / — (commit 40c0b05abcde) | 1.0 1.0 1.0 |" in row  # no scan counted yet
+    results["instructions_per_checkin_m"] = 2.844
+    row = next(line for line in report.table(results).splitlines() if line.startswith("| instructions"))
+    assert "| 131.0 M / 5.16 M / 2.84 M (commit 40c0b05abcde) | 1.0 1.0 1.0 |" in row
 
 
 def test_check_in_ladder_refuses_an_unknown_rung():
