@@ -356,8 +356,8 @@ class _DriverStatement:
 
     Its bind parameters must need no conversion (`_DRIVER_DATETIME`, not the models'
     UTCDateTime; a unit test checks), and the session's listeners do not see it: the caller
-    tells them (`note_stats_change`, or `stats_changed_outside` when it ran outside the session). It returns the first row as a named tuple, its datetimes
-    in UTC."""
+    tells them (`note_stats_change`, or `stats_changed_outside` when it ran outside the session).
+    It returns the first row as a named tuple, its datetimes in UTC."""
 
     def __init__(self, statement: sa.Select):
         self.statement = statement
@@ -418,8 +418,8 @@ def _pooled_autocommit_connection(session: Session | scoped_session):
     """A psycopg connection from the session's engine pool, in autocommit, for one statement
     outside the session: checking one out through the session and committing the session after
     took about 12 % of the instructions of a whole scan (bench/README.md). The pool's checkout
-    events (the idle ping) run as usual; a connection that broke is dropped when it comes back
-    (its reset fails, and the pool invalidates it)."""
+    events (the idle ping) run as usual. It goes back with transactions on again; one whose
+    statement failed (perhaps broken, still in autocommit) is invalidated instead."""
     pooled = session.get_bind().raw_connection()
     connection = pooled.driver_connection
     try:

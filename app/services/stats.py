@@ -342,7 +342,7 @@ def note_stats_change(session: Session, *, soon: bool = False) -> None:
     session.info[_FLAG_SOON if soon else _FLAG] = True
 
 
-def stats_changed_outside(session: Session | Any, *, soon: bool = False) -> None:
+def stats_changed_outside(session: object, *, soon: bool = False) -> None:
     """For a change committed on a connection of its own, outside `session`'s transactions (the
     scanner API's check-in statement): run now what the callbacks installed for `session` would
     run at a commit that included it. Committing `session` for that instead took as many
