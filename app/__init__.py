@@ -114,6 +114,10 @@ def register_extensions(app: Flask) -> None:
             tune_sqlite(db.engine)
         else:
             install_idle_ping(db.engine, app.config["DATABASE_PING_IDLE_SECONDS"])
+        if db.engine.dialect.driver == "psycopg":
+            from app.db_read_only import install_read_only_commit
+
+            install_read_only_commit(app, db)
     from app import prefetch
     from app.auth.loader import register_user_loader
 
