@@ -12,6 +12,8 @@ from pathlib import Path
 from flask import current_app, render_template
 from flask_mail import Connection, Message
 
+from app.in_flight import slot_given_back
+
 
 def send_mail(to: str, subject: str, template: str, attachments=(), **context) -> Message:
     """Render templates/email/<template>.txt and .html and deliver the message.
@@ -27,8 +29,8 @@ def send_mail(to: str, subject: str, template: str, attachments=(), **context) -
     if not current_app.config.get("MAIL_SERVER") and outbox:
         write_to_outbox(message, Path(outbox))
     else:
-        with TimedConnection(current_app.extensions["mail"]) as connection:
-            connection.send(message)
+        with slot_given_back(), TimedConnection(current_app.extensions["mail"]) as connection:
+            connection.send(message)  # the SMTP server's answers, up to MAIL_TIMEOUT: no slot held
     current_app.logger.info("email %r sent to user address (template %s)", subject, template)
     return message
 

@@ -9,7 +9,7 @@ CPU the pages leave over. bcrypt releases the GIL, so the waiting request thread
 Under gunicorn's gevent worker, `threading` is monkey-patched and a thread it starts is a
 greenlet on the worker's one OS thread: bcrypt there would stop every request of the process for
 its quarter second. The hashing thread is then one of gevent's own real threads, and the waiting
-request yields to the others.
+request yields to the others, and gives its in-flight slot back meanwhile (app/in_flight.py).
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from functools import lru_cache
 from flask import current_app
 
 from app.extensions import bcrypt
+from app.in_flight import slot_given_back
 from app.services.passwords import BCRYPT_MAX_BYTES
 
 
@@ -56,7 +57,8 @@ class LowPriorityThread:
                 self._executor = _GeventThread(self._lower_priority) if _threads_are_greenlets() else \
                     ThreadPoolExecutor(max_workers=1, thread_name_prefix="bcrypt", initializer=self._lower_priority)
             executor = self._executor
-        return executor.submit(fn, *args).result()
+        with slot_given_back():  # queued behind other sign-ins: the request's slot serves pages meanwhile
+            return executor.submit(fn, *args).result()
 
 
 def _threads_are_greenlets() -> bool:

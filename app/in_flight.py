@@ -1,0 +1,102 @@
+"""A cap on the requests one process runs at once (REQUESTS_IN_FLIGHT; 0 = no cap).
+
+Under gevent every open connection's request starts as soon as it arrives: in an on-sale rush,
+hundreds per process, each holding its request context, session and ORM objects (and its
+greenlet's saved stack) while it waits its turn for one of the process's pooled database
+connections. Past the cap a request waits before the app, holding nothing but its parsed
+headers, and the requests run in arrival order as slots free up: the same work with less memory
+in flight (bench/README.md, "Requests in flight").
+
+A request that waits on something slow and outside the process's CPU (bcrypt's queue on its own
+thread, an SMTP server) gives its slot back meanwhile (`slot_given_back`), so a burst of
+sign-ins cannot take every slot and stall the pages other visitors load.
+"""
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+
+from flask import has_request_context, request
+
+ENVIRON_KEY = "guichet.in_flight_slot"
+
+
+class InFlightLimit:
+    """WSGI middleware. A request holds its slot until the server closes the response body."""
+
+    def __init__(self, wsgi_app, limit: int):
+        if limit < 1:
+            raise ValueError("the cap needs at least one slot")
+        self.wsgi_app = wsgi_app
+        self.limit = limit
+        # Built when the app is; with GUNICORN_PRELOAD that is before gevent patches `threading`,
+        # and a waiting request still yields: the semaphore's condition makes its waiter lock
+        # at each wait, from the patched module (tests/unit/test_in_flight.py).
+        self._semaphore = threading.Semaphore(limit)
+
+    def __call__(self, environ, start_response):
+        slot = _Slot(self._semaphore)
+        slot.take()
+        environ[ENVIRON_KEY] = slot
+        try:
+            body = self.wsgi_app(environ, start_response)
+        except BaseException:
+            slot.give_back()
+            raise
+        return _BodyHoldingSlot(body, slot)
+
+
+class _Slot:
+    """One request's hold on the cap; giving back twice, or after an interrupted take, is a no-op."""
+
+    __slots__ = ("_semaphore", "held")
+
+    def __init__(self, semaphore):
+        self._semaphore = semaphore
+        self.held = False
+
+    def take(self) -> None:
+        self._semaphore.acquire()
+        self.held = True
+
+    def give_back(self) -> None:
+        if self.held:
+            self.held = False
+            self._semaphore.release()
+
+
+class _BodyHoldingSlot:
+    """The app's response body; closing it (PEP 3333: the server always does) frees the slot."""
+
+    __slots__ = ("_body", "_slot")
+
+    def __init__(self, body, slot: _Slot):
+        self._body = body
+        self._slot = slot
+
+    def __iter__(self):
+        return iter(self._body)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._slot.give_back()
+
+
+@contextmanager
+def slot_given_back():
+    """Around a wait that may be long and needs none of this process's CPU: the current request's
+    slot goes to the next request meanwhile, and is taken again (waiting for one) afterwards.
+    Outside a request, or with no cap, it does nothing."""
+    slot = request.environ.get(ENVIRON_KEY) if has_request_context() else None
+    if slot is None or not slot.held:
+        yield
+        return
+    slot.give_back()
+    try:
+        yield
+    finally:
+        slot.take()

@@ -1,0 +1,221 @@
+"""The cap on requests in flight (app/in_flight.py), on plain WSGI callables and a bare Flask app."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+from flask import Flask
+
+from app.in_flight import InFlightLimit, slot_given_back
+
+WAIT = 5  # seconds: a step that has not happened by then never will
+
+
+def start_response(status, headers, exc_info=None):
+    return lambda data: None
+
+
+class GatedApp:
+    """A WSGI app whose requests block until `gate` opens; counts how many run at once."""
+
+    def __init__(self):
+        self.gate = threading.Event()
+        self.running = self.most_at_once = 0
+        self.entered = threading.Semaphore(0)
+        self._lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        with self._lock:
+            self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
+        self.entered.release()
+        try:
+            self.gate.wait(WAIT)
+            start_response("200 OK", [])
+            return [b"ok"]
+        finally:
+            with self._lock:
+                self.running -= 1
+
+
+def request_in_thread(wsgi, bodies: list) -> threading.Thread:
+    def run():
+        bodies.append(wsgi({}, start_response))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def free_slots(limit: InFlightLimit) -> int:
+    """How many requests could start now (takes and gives back every free slot)."""
+    taken = 0
+    semaphore = limit._semaphore
+    while semaphore.acquire(blocking=False):
+        taken += 1
+    for _ in range(taken):
+        semaphore.release()
+    return taken
+
+
+def wait_until(condition) -> bool:
+    done = threading.Event()
+    for _ in range(WAIT * 100):
+        if condition():
+            return True
+        done.wait(0.01)
+    return False
+
+
+def test_no_more_than_the_cap_run_at_once_and_the_others_wait_their_turn():
+    inner = GatedApp()
+    limit = InFlightLimit(inner, 2)
+    bodies: list = []
+    threads = [request_in_thread(limit, bodies) for _ in range(5)]
+    assert inner.entered.acquire(timeout=WAIT) and inner.entered.acquire(timeout=WAIT)
+    assert not inner.entered.acquire(timeout=0.2)  # the third waits before the app
+    inner.gate.set()
+    assert wait_until(lambda: len(bodies) == 2)
+    assert not inner.entered.acquire(timeout=0.2)  # answered, but their bodies are open: slots held
+    for closed in range(5):
+        assert wait_until(lambda closed=closed: len(bodies) > closed)
+        bodies[closed].close()
+    for thread in threads:
+        thread.join(WAIT)
+    assert inner.most_at_once == 2
+    assert free_slots(limit) == 2
+
+
+def test_the_body_is_the_apps_and_closing_it_closes_the_apps_body():
+    closed = []
+
+    class Body(list):
+        def close(self):
+            closed.append(True)
+
+    limit = InFlightLimit(lambda environ, start: Body([b"a", b"b"]), 1)
+    body = limit({}, start_response)
+    assert list(body) == [b"a", b"b"] and free_slots(limit) == 0
+    body.close()
+    body.close()  # a second close gives back nothing more
+    assert closed == [True, True] and free_slots(limit) == 1
+
+
+def test_an_app_that_raises_gives_its_slot_back():
+    def failing(environ, start):
+        raise RuntimeError("boom")
+
+    limit = InFlightLimit(failing, 1)
+    with pytest.raises(RuntimeError):
+        limit({}, start_response)
+    assert free_slots(limit) == 1
+
+
+def test_a_cap_needs_a_slot():
+    with pytest.raises(ValueError):
+        InFlightLimit(lambda e, s: [], 0)
+
+
+def test_a_request_waiting_elsewhere_lends_its_slot_and_takes_one_back_after():
+    flask_app = Flask(__name__)
+    waiting, done = threading.Event(), threading.Event()
+
+    @flask_app.get("/slow")
+    def slow():
+        with slot_given_back():
+            waiting.set()
+            done.wait(WAIT)
+        return "slow"
+
+    @flask_app.get("/fast")
+    def fast():
+        return "fast"
+
+    limit = InFlightLimit(flask_app.wsgi_app, 1)
+    flask_app.wsgi_app = limit
+    client = flask_app.test_client()
+    answers = {}
+
+    def slow_request():
+        answers["slow"] = client.get("/slow", buffered=True).get_data(as_text=True)
+
+    thread = threading.Thread(target=slow_request)
+    thread.start()
+    assert waiting.wait(WAIT)
+    page = threading.Thread(target=lambda: answers.update(fast=client.get("/fast", buffered=True).get_data(as_text=True)))
+    page.start()
+    page.join(WAIT)
+    if page.is_alive():  # it waits for the slot the slow request kept: let both finish, then fail
+        done.set()
+        thread.join(WAIT)
+        page.join(WAIT)
+    assert answers.get("fast") == "fast" and not done.is_set()  # served on the slot the slow one lent
+    held_by_fast = threading.Event()
+
+    def fast_holding_its_body():
+        body = client.get("/fast")  # unbuffered: the slot stays taken until the body closes
+        held_by_fast.set()
+        done.set()
+        thread.join(0.3)
+        answers["slow_finished_while_fast_held"] = not thread.is_alive()
+        body.close()
+
+    fast_holding_its_body()
+    thread.join(WAIT)
+    assert held_by_fast.is_set() and answers["slow"] == "slow"
+    assert answers["slow_finished_while_fast_held"] is False  # it waited to take a slot back
+    assert free_slots(limit) == 1
+
+
+def test_outside_a_request_or_without_a_cap_nothing_is_lent():
+    with slot_given_back():
+        pass
+    flask_app = Flask(__name__)
+    with flask_app.test_request_context("/"), slot_given_back():
+        pass
+
+
+GEVENT_SCRIPT = """
+from app.in_flight import InFlightLimit  # built before gevent patches, as with GUNICORN_PRELOAD
+
+def app(environ, start_response):
+    gevent.sleep(0.05)
+    return [b"ok"]
+
+limit = InFlightLimit(app, 1)
+from gevent import monkey; monkey.patch_all()
+import gevent
+
+ticks = 0
+
+def ticker():
+    global ticks
+    while True:
+        ticks += 1
+        gevent.sleep(0.001)
+
+def request():
+    body = limit({}, None)
+    gevent.sleep(0.05)
+    body.close()
+
+gevent.spawn(ticker)
+requests = [gevent.spawn(request) for _ in range(3)]
+gevent.joinall(requests, timeout=10)
+assert all(r.successful() for r in requests), "a request did not finish"
+print(ticks)
+"""
+
+
+def test_under_gevent_a_request_waiting_for_a_slot_yields_to_the_others():
+    """gunicorn's gevent worker: a request waiting for a slot must let the holder (and everything
+    else of the process) run, even when the app was built before gevent patched `threading`."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("gevent")
+    result = subprocess.run([sys.executable, "-c", GEVENT_SCRIPT], check=False, capture_output=True, text=True,
+                            timeout=60, cwd=Path(__file__).resolve().parents[2])
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) >= 100  # three requests in turn, 0.3 s: the ticker ran throughout
