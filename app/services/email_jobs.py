@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.models import EmailJob, EmailJobStatus
+from app.services.transactions import commit_keeping_loaded
 
 ORDER_CONFIRMATION = "order_confirmation"
 ORDER_CANCELLED = "order_cancelled"  # the customer cancelled it
@@ -107,10 +108,12 @@ def retry_delay(attempts: int) -> timedelta:
 
 
 def mark_sent(session: Session, job: EmailJob, now: datetime) -> None:
+    """Committed without expiring what the session holds: the worker's other claimed jobs are
+    leased to it, and re-reading each one after its predecessor's commit was a statement per email."""
     job.status = SENT
     job.sent_at = now
     job.last_error = None
-    session.commit()
+    commit_keeping_loaded(session)
 
 
 def mark_failed(session: Session, job: EmailJob, now: datetime, error: str, *,

@@ -191,6 +191,29 @@ def test_the_worker_goes_through_the_queue_in_batches(client, buyer, outbox, run
 
 
 @QUEUED
+def test_each_confirmation_reads_its_order_in_a_fixed_number_of_statements(app, client, buyer, outbox):
+    """The order, its customer, lines (with offers and events), payments and tickets in five
+    statements with the job's update, whatever the order holds; the claimed jobs are not read
+    again after each one's commit (10 statements per email before, bench/emails.py)."""
+    from app.orders import cli
+
+    codes = [place(client) for _ in range(3)]  # two lines, two offers, three tickets each
+    for code in codes:
+        pay(client, code)
+    db.session.expunge_all()  # a worker starts with nothing loaded
+    statements = []
+    listener = lambda *args: statements.append(args[2])
+    sa.event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        assert cli.deliver_due(datetime.now(UTC), 10, threading.Event(), cli.Tally()) == 3
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", listener)
+    assert len(outbox) == 3
+    claim = 1 + 3 + 1  # the due ids, one conditional update per job, the claimed jobs
+    assert len(statements) == claim + 3 * 5, "\n".join(statements)
+
+
+@QUEUED
 def test_an_smtp_outage_keeps_the_job_for_later(client, buyer, smtp_server, runner):
     code = place(client)
     pay(client, code)
