@@ -100,18 +100,26 @@ def _symbol(text: str) -> tuple[tuple[bool, ...], ...]:
     qr.add_data(text, optimize=0)  # one segment: alphanumeric mode for base32 text
     qr.best_fit()
     qr.makeImpl(True, 0)  # qrcode scores masks on this "test" layout
-    qr.makeImpl(False, _best_mask(qr.modules, qr.version))
+    n = len(qr.modules)
+    rows = [_bits(row) for row in qr.modules]
+    mask = _best_mask(rows, [_bits(col) for col in zip(*qr.modules)], qr.version)
+    # The final symbol is the test layout with mask `mask` instead of 0 on the data modules (the
+    # deltas), then the format and version bits written for real: the same modules as a second
+    # makeImpl(False, mask), without placing the data again (~0.5 ms of ~3 at version 9).
+    masked = [row ^ delta for row, delta in zip(rows, _mask_deltas(qr.version)[0][mask])]
+    qr.modules = [[bool(row >> col & 1) for col in range(n)] for row in masked]
+    qr.setup_type_info(False, mask)
+    if qr.version >= 7:
+        qr.setup_type_number(False)
     return tuple(tuple(row) for row in qr.modules)
 
 
-def _best_mask(modules, version: int) -> int:
-    n = len(modules)
-    rows = [_bits(row) for row in modules]
-    cols = [_bits(col) for col in zip(*modules)]
+def _best_mask(rows: list[int], cols: list[int], version: int) -> int:
+    """The mask with the lowest penalty, from the mask-0 layout's rows and columns as bits."""
     row_deltas, col_deltas = _mask_deltas(version)
     scores = [
         _penalty([a ^ b for a, b in zip(rows, row_deltas[k])],
-                 [a ^ b for a, b in zip(cols, col_deltas[k])], n)
+                 [a ^ b for a, b in zip(cols, col_deltas[k])], len(rows))
         for k in range(8)
     ]
     return scores.index(min(scores))
