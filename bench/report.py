@@ -64,6 +64,9 @@ DETAILS = [
      "PostgreSQL / load generator / email worker"), "ms", "rush"),
     ("rush_email_drain_s", "rush: confirmation emails sent by `flask emails work` (nice +10) / queue empty after", "",
      "rush"),
+    ("emails_cpu_ms_per_email", ("confirmation email with one PDF ticket, `flask emails work` in-process "
+     "(`emails.py`; the rush counts only what the worker gets during it): CPU per email (PDF, MIME); statements; "
+     "emails a minute one core sends"), "", "emails"),
     ("floor_signed_in_page_cpu_ms", ("floor: CPU per request of a signed-in page (/orders/, no order), /auth/login, "
      "/healthz"), "ms", "floor"),
     ("rush_ceiling_orders_per_minute", ("floor: most orders/min 2 cores allow (8 × floor + load generator + "
@@ -158,6 +161,10 @@ def detail_value(key: str, unit: str, results: dict) -> str:
         "payment_p50_ms": lambda: f"{fmt(r('payment_p50_ms'))} / {fmt(r('payment_p99_ms'))} ms",
         "rush_email_drain_s": lambda: (f"{fmt(r('rush_confirmation_emails_sent'))} sent; queue empty "
                                        f"{fmt(r('rush_email_drain_s'))} s after the last buyer's answer"),
+        "emails_cpu_ms_per_email": lambda: (
+            f"{fmt(r('emails_cpu_ms_per_email'))} ms ({fmt((r('emails_cpu_ms_parts') or {}).get('PDF (QR symbol included)'))}, "
+            f"{fmt((r('emails_cpu_ms_parts') or {}).get('MIME message + file'))} ms); "
+            f"{fmt(r('emails_statements_per_email'))}; {fmt(r('emails_per_minute_one_core'))}"),
         "floor_signed_in_page_cpu_ms": lambda: (f"{fmt(r('floor_signed_in_page_cpu_ms'))} / "
                                                 f"{fmt(r('floor_login_page_cpu_ms'))} / {fmt(r('floor_healthz_cpu_ms'))} ms"),
         "rush_ceiling_orders_per_minute": lambda: (f"{fmt(r('rush_ceiling_orders_per_minute'))} "

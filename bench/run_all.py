@@ -27,6 +27,7 @@ from bench import (
     checkin,
     checkin_ladder,
     common,
+    emails,
     floor,
     logins,
     rush,
@@ -129,6 +130,7 @@ def main(argv=None) -> int:
     step("environment", lambda: {"pg_commit_ms": pg_commit_ms(), "commit": commit,
                                  "command": "make bench" + (" (--quick)" if args.quick else "")})
     tickets.main()
+    step("emails", emails.measure)
     common.flush_redis()
     with common.running_server() as server:
         print(f"server: {server.model.label} on {server.url} (pid {server.pid})")
