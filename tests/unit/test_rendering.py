@@ -110,6 +110,23 @@ def test_matrix_is_exactly_what_qrcode_makes(text):
     assert qr_version(text) == reference.version
 
 
+def test_matrix_matches_qrcode_across_versions():
+    """Random texts from version 1 to 20: the packed penalty and the mask applied by its deltas
+    must still give qrcode's own symbol, whichever mask wins."""
+    import random
+
+    rng = random.Random(20261124)
+    versions = set()
+    for _ in range(40):
+        text = "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567") for _ in range(rng.randint(1, 700)))
+        reference = qrcode.QRCode(error_correction=ERROR_CORRECT_H, border=4)
+        reference.add_data(text, optimize=0)
+        reference.make(fit=True)
+        assert qr_matrix(text) == reference.get_matrix(), text
+        versions.add(reference.version)
+    assert min(versions) <= 3 and max(versions) >= 15
+
+
 @pytest.mark.parametrize("text", [make_payload(3), OTPAUTH])
 def test_mask_penalty_matches_qrcode(text):
     qr = qrcode.QRCode(error_correction=ERROR_CORRECT_H, border=0)
