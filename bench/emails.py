@@ -14,8 +14,10 @@ functions that do them.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -124,12 +126,24 @@ def _measure(emails: int, tickets: int, outbox: Path) -> dict:
     }
 
 
+def measure_apart(emails: int = 300, tickets: int = 1) -> dict:
+    """`measure` in a fresh interpreter: config.py reads the environment once, at import, and a
+    process that imported it already (run_all.py) would build the app on its own settings."""
+    result = subprocess.run([sys.executable, __file__, "--emails", str(emails), "--tickets", str(tickets), "--json"],
+                            capture_output=True, text=True, check=True, cwd=common.ROOT)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--emails", type=int, default=300)
     parser.add_argument("--tickets", type=int, default=1, help="tickets (PDFs) per order")
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON line, record nothing")
     args = parser.parse_args(argv)
     figures = measure(args.emails, args.tickets)
+    if args.json:
+        print(json.dumps(figures))
+        return figures
     common.print_figures(f"confirmation emails (in-process, {args.tickets} ticket each)", figures)
     common.record("emails", figures)
     return figures

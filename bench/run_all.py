@@ -130,7 +130,7 @@ def main(argv=None) -> int:
     step("environment", lambda: {"pg_commit_ms": pg_commit_ms(), "commit": commit,
                                  "command": "make bench" + (" (--quick)" if args.quick else "")})
     tickets.main()
-    step("emails", emails.measure)
+    step("emails", emails.measure_apart)
     common.flush_redis()
     with common.running_server() as server:
         print(f"server: {server.model.label} on {server.url} (pid {server.pid})")
