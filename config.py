@@ -86,9 +86,9 @@ class Config:
     # connection first fails (a 500; a few if they reuse one at the same moment); its error
     # invalidates the whole pool, so the following requests reconnect.
     DATABASE_PING_IDLE_SECONDS = env_int("DATABASE_PING_IDLE_SECONDS", 10)
-    # Requests one process runs at once; the others wait before the app, in arrival order
-    # (app/in_flight.py). As many as the pooled connections: none then waits for one inside the
-    # app, holding its session and objects. 0 = no cap.
+    # Requests one gunicorn worker runs at once; the others wait before the app, in arrival order
+    # (app/in_flight.py, installed by gunicorn.conf.py). As many as the pooled connections: none
+    # then waits for one inside the app, holding its session and objects. 0 = no cap.
     REQUESTS_IN_FLIGHT = env_int("REQUESTS_IN_FLIGHT", DATABASE_POOL_SIZE)
     REDIS_URL = env("REDIS_URL")
     # Redis connections per process for sessions and cache (and as many for rate limits); a
@@ -207,7 +207,6 @@ class TestingConfig(Config):
     SENTRY_DSN = None
     PROXY_FIX_X_FOR = 0
     PROXY_FIX_X_PROTO = 0
-    REQUESTS_IN_FLIGHT = 0  # the test client leaves response bodies open; test_in_flight.py turns it on
 
 
 class ProductionConfig(Config):

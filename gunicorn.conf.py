@@ -138,10 +138,24 @@ def post_fork(server, worker):
 
 
 def post_worker_init(worker):
-    """Move everything the app allocated while loading (modules, routes, templates, SQLAlchemy
-    metadata) out of the collector's reach: a full collection otherwise walks those objects and
-    held the GIL 80–120 ms in a loaded worker, stalling every request of that process."""
+    """Cap the requests the worker runs at once, then move everything the app allocated while
+    loading (modules, routes, templates, SQLAlchemy metadata) out of the collector's reach: a full
+    collection otherwise walks those objects and held the GIL 80–120 ms in a loaded worker,
+    stalling every request of that process."""
+    cap_requests_in_flight(worker)
     freeze_loaded_objects()
+
+
+def cap_requests_in_flight(worker) -> None:
+    """The app's REQUESTS_IN_FLIGHT (config.py; 0 = none) around the worker's WSGI callable, made
+    here rather than in the app factory: a slot is freed when the server closes the response
+    body, which gunicorn always does and a test client does not."""
+    config = getattr(worker.wsgi, "config", None) or {}
+    limit = int(config.get("REQUESTS_IN_FLIGHT") or 0)
+    if limit > 0:
+        from app.in_flight import InFlightLimit
+
+        worker.wsgi = InFlightLimit(worker.wsgi, limit)
 
 
 def freeze_loaded_objects() -> None:

@@ -47,7 +47,6 @@ def create_app(config: type[Config] | None = None, overrides: Mapping | None = N
     register_template_helpers(app)
     register_commands(app)
     register_proxy_fix(app)
-    register_in_flight_limit(app)
     return app
 
 
@@ -174,15 +173,6 @@ def register_commands(app: Flask) -> None:
 
     register(app)
     register_email_commands(app)  # `flask emails work` / `status` (the email outbox)
-
-
-def register_in_flight_limit(app: Flask) -> None:
-    """Outermost, so a request waiting for its turn has done nothing yet (app/in_flight.py)."""
-    limit = int(app.config.get("REQUESTS_IN_FLIGHT") or 0)
-    if limit > 0:
-        from app.in_flight import InFlightLimit
-
-        app.wsgi_app = InFlightLimit(app.wsgi_app, limit)
 
 
 def register_proxy_fix(app: Flask) -> None:

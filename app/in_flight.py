@@ -1,4 +1,5 @@
-"""A cap on the requests one process runs at once (REQUESTS_IN_FLIGHT; 0 = no cap).
+"""A cap on the requests one gunicorn worker runs at once (REQUESTS_IN_FLIGHT; 0 = no cap),
+installed around the worker's app by gunicorn.conf.py (`cap_requests_in_flight`).
 
 Under gevent every open connection's request starts as soon as it arrives: in an on-sale rush,
 hundreds per process, each holding its request context, session and ORM objects (and its
@@ -29,9 +30,9 @@ class InFlightLimit:
             raise ValueError("the cap needs at least one slot")
         self.wsgi_app = wsgi_app
         self.limit = limit
-        # Built when the app is; with GUNICORN_PRELOAD that is before gevent patches `threading`,
-        # and a waiting request still yields: the semaphore's condition makes its waiter lock
-        # at each wait, from the patched module (tests/unit/test_in_flight.py).
+        # Built in the worker after gevent patched `threading`; built before, a waiting request
+        # would still yield: the semaphore's condition makes its waiter lock at each wait, from
+        # the patched module (tests/unit/test_in_flight.py).
         self._semaphore = threading.Semaphore(limit)
 
     def __call__(self, environ, start_response):
