@@ -8,18 +8,23 @@ connections. Past the cap a request waits before the app, holding nothing but it
 headers, and the requests run in arrival order as slots free up: the same work with less memory
 in flight (bench/README.md, "Requests in flight").
 
-A request that waits on something slow and outside the process's CPU (bcrypt's queue on its own
-thread, an SMTP server) gives its slot back meanwhile (`slot_given_back`), so a burst of
-sign-ins cannot take every slot and stall the pages other visitors load.
+A slot is held only while the app works on the request, so that slow clients cannot take them
+all: a small request body (a form) is read before the request takes one, and the slot is freed
+as soon as the app has produced its last piece of the answer, before the server sends it. A request
+that waits on something slow and outside the process's CPU (bcrypt's queue on its own thread, an
+SMTP server) gives its slot back meanwhile (`slot_given_back`), so a burst of sign-ins cannot take
+every slot and stall the pages other visitors load.
 """
 from __future__ import annotations
 
+import io
 import threading
 from contextlib import contextmanager
 
 from flask import has_request_context, request
 
 ENVIRON_KEY = "guichet.in_flight_slot"
+READ_FIRST_BYTES = 64 * 1024  # every form of the site is far smaller; larger bodies are read by the app
 
 
 class InFlightLimit:
@@ -36,6 +41,7 @@ class InFlightLimit:
         self._semaphore = threading.Semaphore(limit)
 
     def __call__(self, environ, start_response):
+        _read_small_body_first(environ)
         slot = _Slot(self._semaphore)
         slot.take()
         environ[ENVIRON_KEY] = slot
@@ -66,8 +72,17 @@ class _Slot:
             self._semaphore.release()
 
 
+def _read_small_body_first(environ) -> None:
+    """A client sending its form slowly does so before its request takes a slot."""
+    length = environ.get("CONTENT_LENGTH") or ""
+    if length.isdigit() and 0 < int(length) <= READ_FIRST_BYTES:
+        environ["wsgi.input"] = io.BytesIO(environ["wsgi.input"].read(int(length)))
+
+
 class _BodyHoldingSlot:
-    """The app's response body; closing it (PEP 3333: the server always does) frees the slot."""
+    """The app's response body. The slot is freed once the body has no piece left to make (before
+    the server sends the last one to a client that may read slowly), or when the server closes
+    the body (PEP 3333: it always does), whichever comes first."""
 
     __slots__ = ("_body", "_slot")
 
@@ -76,7 +91,14 @@ class _BodyHoldingSlot:
         self._slot = slot
 
     def __iter__(self):
-        return iter(self._body)
+        pieces = iter(self._body)
+        for piece in pieces:
+            for following in pieces:
+                yield piece
+                piece = following
+            self._slot.give_back()
+            yield piece
+        self._slot.give_back()
 
     def close(self) -> None:
         try:

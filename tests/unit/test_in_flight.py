@@ -1,12 +1,13 @@
 """The cap on requests in flight (app/in_flight.py), on plain WSGI callables and a bare Flask app."""
 from __future__ import annotations
 
+import io
 import threading
 
 import pytest
 from flask import Flask
 
-from app.in_flight import InFlightLimit, slot_given_back
+from app.in_flight import READ_FIRST_BYTES, InFlightLimit, slot_given_back
 
 WAIT = 5  # seconds: a step that has not happened by then never will
 
@@ -86,7 +87,7 @@ def test_no_more_than_the_cap_run_at_once_and_the_others_wait_their_turn():
     assert free_slots(limit) == 2
 
 
-def test_the_body_is_the_apps_and_closing_it_closes_the_apps_body():
+def test_closing_the_body_closes_the_apps_body_and_frees_the_slot_once():
     closed = []
 
     class Body(list):
@@ -95,10 +96,69 @@ def test_the_body_is_the_apps_and_closing_it_closes_the_apps_body():
 
     limit = InFlightLimit(lambda environ, start: Body([b"a", b"b"]), 1)
     body = limit({}, start_response)
-    assert list(body) == [b"a", b"b"] and free_slots(limit) == 0
+    assert free_slots(limit) == 0  # answered, nothing sent yet
     body.close()
     body.close()  # a second close gives back nothing more
     assert closed == [True, True] and free_slots(limit) == 1
+
+
+def test_the_slot_is_free_before_the_last_piece_is_sent():
+    """A client reading slowly holds no slot while the server sends it the last (for a page, the
+    only) piece; while the app still makes pieces, the slot stays taken."""
+    limit = InFlightLimit(lambda environ, start: iter([b"head", b"middle", b"tail"]), 1)
+    pieces = iter(limit({}, start_response))
+    assert next(pieces) == b"head" and free_slots(limit) == 0
+    assert next(pieces) == b"middle" and free_slots(limit) == 0
+    assert next(pieces) == b"tail" and free_slots(limit) == 1  # nothing left to make: free while it is sent
+    assert list(pieces) == [] and free_slots(limit) == 1
+    for body in ([b"page"], []):  # a whole page, an empty body
+        limit = InFlightLimit(lambda environ, start, body=body: body, 1)
+        assert list(limit({}, start_response)) == body and free_slots(limit) == 1
+
+
+class SlowUpload(io.RawIOBase):
+    """A request body whose bytes arrive when `arrived` is set (`reading` tells it is awaited)."""
+
+    def __init__(self, data: bytes, arrived: threading.Event):
+        self.data, self.arrived, self.reading = data, arrived, threading.Event()
+
+    def read(self, size=-1):
+        self.reading.set()
+        self.arrived.wait(WAIT)
+        data, self.data = self.data, b""
+        return data
+
+
+def test_a_slow_upload_of_a_small_form_holds_no_slot_while_it_arrives():
+    seen = []
+
+    def app(environ, start):
+        seen.append(environ["wsgi.input"].read())
+        return [b"ok"]
+
+    limit = InFlightLimit(app, 1)
+    arrived = threading.Event()
+    form = b"email=zoe%40example.com&password=x"
+    upload = SlowUpload(form, arrived)
+    slow = threading.Thread(target=lambda: list(limit({"CONTENT_LENGTH": str(len(form)), "wsgi.input": upload},
+                                                      start_response)))
+    slow.start()
+    assert upload.reading.wait(WAIT)
+    other = threading.Thread(target=lambda: list(limit({"wsgi.input": io.BytesIO()}, start_response)))
+    other.start()
+    other.join(WAIT)  # another request goes through while the form is still arriving
+    served_meanwhile = not other.is_alive()
+    arrived.set()
+    slow.join(WAIT)
+    other.join(WAIT)
+    assert served_meanwhile and seen == [b"", form]  # and the app read the whole form, from memory
+
+
+def test_a_large_body_is_left_to_the_app():
+    large = io.BytesIO(b"x" * (READ_FIRST_BYTES + 1))
+    environ = {"CONTENT_LENGTH": str(READ_FIRST_BYTES + 1), "wsgi.input": large}
+    InFlightLimit(lambda e, s: [e["wsgi.input"].read(10)], 1)(environ, start_response)
+    assert environ["wsgi.input"] is large and large.tell() == 10
 
 
 def test_an_app_that_raises_gives_its_slot_back():
@@ -118,7 +178,7 @@ def test_a_cap_needs_a_slot():
 
 def test_a_request_waiting_elsewhere_lends_its_slot_and_takes_one_back_after():
     flask_app = Flask(__name__)
-    waiting, done = threading.Event(), threading.Event()
+    waiting, done, holding, release = (threading.Event() for _ in range(4))
 
     @flask_app.get("/slow")
     def slow():
@@ -131,39 +191,42 @@ def test_a_request_waiting_elsewhere_lends_its_slot_and_takes_one_back_after():
     def fast():
         return "fast"
 
+    @flask_app.get("/hold")
+    def hold():
+        holding.set()
+        release.wait(WAIT)
+        return "held"
+
     limit = InFlightLimit(flask_app.wsgi_app, 1)
     flask_app.wsgi_app = limit
     client = flask_app.test_client()
     answers = {}
 
-    def slow_request():
-        answers["slow"] = client.get("/slow", buffered=True).get_data(as_text=True)
+    def get(path):
+        return threading.Thread(target=lambda: answers.update({path: client.get(path, buffered=True).get_data(
+            as_text=True)}))
 
-    thread = threading.Thread(target=slow_request)
-    thread.start()
+    slow_request = get("/slow")
+    slow_request.start()
     assert waiting.wait(WAIT)
-    page = threading.Thread(target=lambda: answers.update(fast=client.get("/fast", buffered=True).get_data(as_text=True)))
+    page = get("/fast")
     page.start()
     page.join(WAIT)
     if page.is_alive():  # it waits for the slot the slow request kept: let both finish, then fail
         done.set()
-        thread.join(WAIT)
+        slow_request.join(WAIT)
         page.join(WAIT)
-    assert answers.get("fast") == "fast" and not done.is_set()  # served on the slot the slow one lent
-    held_by_fast = threading.Event()
-
-    def fast_holding_its_body():
-        body = client.get("/fast")  # unbuffered: the slot stays taken until the body closes
-        held_by_fast.set()
-        done.set()
-        thread.join(0.3)
-        answers["slow_finished_while_fast_held"] = not thread.is_alive()
-        body.close()
-
-    fast_holding_its_body()
-    thread.join(WAIT)
-    assert held_by_fast.is_set() and answers["slow"] == "slow"
-    assert answers["slow_finished_while_fast_held"] is False  # it waited to take a slot back
+    assert answers.get("/fast") == "fast" and not done.is_set()  # served on the slot the slow one lent
+    holder = get("/hold")
+    holder.start()
+    assert holding.wait(WAIT)  # the one slot is in use again
+    done.set()
+    slow_request.join(0.3)
+    assert slow_request.is_alive()  # its wait is over, but it waits to take a slot back
+    release.set()
+    holder.join(WAIT)
+    slow_request.join(WAIT)
+    assert answers == {"/fast": "fast", "/hold": "held", "/slow": "slow"}
     assert free_slots(limit) == 1
 
 
