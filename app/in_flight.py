@@ -28,7 +28,8 @@ READ_FIRST_BYTES = 64 * 1024  # every form of the site is far smaller; larger bo
 
 
 class InFlightLimit:
-    """WSGI middleware. A request holds its slot until the server closes the response body."""
+    """WSGI middleware. A request holds its slot from the call until its answer's last piece is
+    made, or the server closes the body."""
 
     def __init__(self, wsgi_app, limit: int):
         if limit < 1:

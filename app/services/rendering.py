@@ -138,8 +138,9 @@ def _pack(lines: list[int], width: int) -> int:
 
 @functools.lru_cache(maxsize=8)
 def _line_masks(n: int) -> tuple[int, int, int]:
-    """Per line: positions 0..n-2 (a module and its neighbour), 0..n-11 (a finder-like run
-    fits), and the first case for every line but the last (a 2x2 block with the line below)."""
+    """Positions 0..n-2 of every line (a module and its right neighbour), 0..n-11 of every line
+    (room for a finder-like run), and 0..n-2 of every line but the last (a 2x2 block with the
+    line below)."""
     width = n + _PAD
     return (_pack([(1 << (n - 1)) - 1] * n, width), _pack([(1 << (n - 10)) - 1] * n, width),
             _pack([(1 << (n - 1)) - 1] * (n - 1), width))
@@ -168,7 +169,7 @@ def _mask_deltas(version: int):
 
 
 def _penalty(rows: list[int], cols: list[int], n: int) -> int:
-    """ISO 18004 mask penalty of the symbol whose rows and columns are given as bits."""
+    """ISO 18004 mask penalty of the symbol whose rows and columns are given as lists of bits."""
     return _packed_penalty(_pack(rows, n + _PAD), _pack(cols, n + _PAD), n)
 
 
