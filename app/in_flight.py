@@ -63,9 +63,8 @@ class _Slot:
         self._semaphore = semaphore
         self.held = False
 
-    def take(self) -> None:
-        self._semaphore.acquire()
-        self.held = True
+    def take(self, wait: bool = True) -> None:
+        self.held = self._semaphore.acquire(blocking=wait)
 
     def give_back(self) -> None:
         if self.held:
@@ -113,8 +112,10 @@ class _BodyHoldingSlot:
 @contextmanager
 def slot_given_back():
     """Around a wait that may be long and needs none of this process's CPU: the current request's
-    slot goes to the next request meanwhile, and is taken again (waiting for one) afterwards.
-    Outside a request, or with no cap, it does nothing."""
+    slot goes to the next request meanwhile. Afterwards it takes a slot again if one is free, and
+    otherwise finishes over the cap without waiting: it may hold a pooled database connection
+    (a sign-in has read the account before bcrypt), and the requests that took every slot may be
+    waiting for that very connection. Outside a request, or with no cap, it does nothing."""
     slot = request.environ.get(ENVIRON_KEY) if has_request_context() else None
     if slot is None or not slot.held:
         yield
@@ -123,4 +124,4 @@ def slot_given_back():
     try:
         yield
     finally:
-        slot.take()
+        slot.take(wait=False)

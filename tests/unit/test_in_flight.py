@@ -176,7 +176,9 @@ def test_a_cap_needs_a_slot():
         InFlightLimit(lambda e, s: [], 0)
 
 
-def test_a_request_waiting_elsewhere_lends_its_slot_and_takes_one_back_after():
+def test_a_request_waiting_elsewhere_lends_its_slot_and_never_waits_to_come_back():
+    """Coming back, it takes a slot if one is free, else it finishes over the cap: waiting could
+    deadlock (the requests holding every slot may wait for the database connection it holds)."""
     flask_app = Flask(__name__)
     waiting, done, holding, release = (threading.Event() for _ in range(4))
 
@@ -221,13 +223,30 @@ def test_a_request_waiting_elsewhere_lends_its_slot_and_takes_one_back_after():
     holder.start()
     assert holding.wait(WAIT)  # the one slot is in use again
     done.set()
-    slow_request.join(0.3)
-    assert slow_request.is_alive()  # its wait is over, but it waits to take a slot back
+    slow_request.join(WAIT)
+    assert answers.get("/slow") == "slow"  # finished over the cap, without waiting for the slot
+    assert free_slots(limit) == 0  # and gave back nothing it did not hold: the holder still has it
     release.set()
     holder.join(WAIT)
-    slow_request.join(WAIT)
     assert answers == {"/fast": "fast", "/hold": "held", "/slow": "slow"}
     assert free_slots(limit) == 1
+
+
+def test_coming_back_to_a_free_slot_takes_it():
+    flask_app = Flask(__name__)
+    seen = []
+
+    @flask_app.get("/wait")
+    def wait():
+        with slot_given_back():
+            seen.append(free_slots(limit))
+        seen.append(free_slots(limit))
+        return "done"
+
+    limit = InFlightLimit(flask_app.wsgi_app, 1)
+    flask_app.wsgi_app = limit
+    assert flask_app.test_client().get("/wait", buffered=True).get_data(as_text=True) == "done"
+    assert seen == [1, 0] and free_slots(limit) == 1  # lent, taken again, given back at the end
 
 
 def test_outside_a_request_or_without_a_cap_nothing_is_lent():
