@@ -18,6 +18,7 @@ from app.services.audit import record
 from app.services.errors import DomainError
 from app.services.passwords import password_problems
 from app.services.signing import make_user_key
+from app.services.transactions import commit_keeping_loaded
 
 
 class PasswordHasher(Protocol):
@@ -95,6 +96,10 @@ def authenticate(session: Session, *, email: str, password: str, hasher: Passwor
     """The account for this email and password. Unknown email and wrong password get the same
     code after the same bcrypt work; a disabled account is only told so after a correct password."""
     user = find_by_email(session, email)
+    # No transaction, and so no pooled database connection, stays open while bcrypt runs: in a
+    # burst of sign-ins each one queues for the process's hashing thread for up to seconds, and
+    # would keep a connection the pages other visitors load are waiting for.
+    commit_keeping_loaded(session)
     if user is None:
         hasher.check_dummy(password)
         _failed(session, None, "unknown_account", ip_address)

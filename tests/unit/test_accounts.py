@@ -81,6 +81,36 @@ def test_unknown_email_costs_a_bcrypt_check(app, monkeypatch):
     assert len(calls) == 1 and calls[0].startswith("$2b$")
 
 
+class RecordingHasher:
+    """Checks like the real one, noting whether the session held a transaction (and so a pooled
+    connection) at that moment."""
+
+    def __init__(self, session):
+        self.session, self.in_transaction = session, []
+
+    def check(self, password_hash, password):
+        self.in_transaction.append(self.session.in_transaction())
+        return hasher.check(password_hash, password)
+
+    def check_dummy(self, password):
+        self.in_transaction.append(self.session.in_transaction())
+        return False
+
+
+def test_bcrypt_runs_with_no_transaction_open(app):
+    """A sign-in queues for the hashing thread for seconds in a burst; it must not keep a pooled
+    connection the pages other visitors load are waiting for."""
+    user = UserFactory()
+    recording = RecordingHasher(db.session())  # the scoped session's own Session
+    email = user.email
+    assert accounts.authenticate(db.session, email=email, password=DEFAULT_PASSWORD, hasher=recording,
+                                 now=NOW) == user
+    assert not db.session().in_transaction() and user.email == email  # still loaded: not read again
+    with pytest.raises(DomainError):
+        accounts.authenticate(db.session, email="ghost@example.test", password="x" * 12, hasher=recording, now=NOW)
+    assert recording.in_transaction == [False, False]
+
+
 @pytest.mark.parametrize("url,expected", [
     ("/account/", "/account/"), ("/events/x?y=1#z", "/events/x?y=1#z"), (None, None), ("", None),
     ("https://evil.example", None), ("//evil.example", None), ("/\\evil.example", None), ("\\\\evil", None),
