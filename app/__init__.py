@@ -115,9 +115,9 @@ def register_extensions(app: Flask) -> None:
         else:
             install_idle_ping(db.engine, app.config["DATABASE_PING_IDLE_SECONDS"])
         if db.engine.dialect.driver == "psycopg":
-            from app.db_read_only import install_read_only_commit
+            from app.db_late_begin import install_late_begin
 
-            install_read_only_commit(app, db)
+            install_late_begin(app, db)
     from app import prefetch
     from app.auth.loader import register_user_loader
 

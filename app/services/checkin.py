@@ -42,7 +42,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from psycopg.rows import namedtuple_row
 from sqlalchemy.orm import Session, aliased, scoped_session
 
-from app.db_read_only import note_written
+from app.db_late_begin import begin_now
 from app.models import AuditEvent, CheckIn, Event, Offer, Ticket, User
 from app.models.base import utcnow
 from app.services.scanner_tokens import (
@@ -373,7 +373,7 @@ class _DriverStatement:
         return self._compiled[key]
 
     def first_row(self, connection: sa.Connection, params: dict):
-        note_written(connection)  # for app/db_read_only.py: this statement writes, unseen by its events
+        begin_now(connection)  # app/db_late_begin.py: this statement writes, unseen by the engine's events
         return self.first_row_on(connection.connection.driver_connection, connection.dialect, params)
 
     def first_row_on(self, driver_connection, dialect, params: dict):

@@ -239,11 +239,12 @@ def test_the_connection_leaves_autocommit_when_it_goes_back_to_the_pool(app, cus
 
 
 def test_a_session_already_in_a_transaction_keeps_it(app, customer, staff):
-    """E.g. a request that read something first: the scan joins its transaction and commits it."""
+    """E.g. a request that read something first: the scan joins its transaction and commits it. (The
+    reads ran in autocommit, app/db_late_begin.py, so the transaction begins with the scan.)"""
     ticket, = tickets_of(customer)  # leaves the session's transaction open
     payload, staff_id, ticket_id = ticket_payload(ticket), staff.id, ticket.id
     with WireTrace(db.engine).recording() as wire:
         wire.follow(db.session.connection())
         assert scan(payload, staff_id).verdict == VALID
-    assert wire.sql() == ["WITH", "COMMIT"], wire.messages()
+    assert wire.sql() == ["BEGIN", "WITH", "COMMIT"], wire.messages()
     assert db.session.get(Ticket, ticket_id).checked_in_at is not None
