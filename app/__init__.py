@@ -162,9 +162,11 @@ def register_security(app: Flask) -> None:
 
 
 def register_template_helpers(app: Flask) -> None:
+    from app import flashes
     from app.templating import register
 
     register(app)
+    flashes.install(app)  # flash() and get_flashed_messages() through a cookie, not the session
 
 
 def register_commands(app: Flask) -> None:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import abort, current_app, flash, jsonify, redirect, request, url_for
+from flask import abort, current_app, jsonify, redirect, request, url_for
 from flask_login import current_user
 
+from app.flashes import flash
 from app.messages import message_for
 
 ANYONE = "anyone"

@@ -1,7 +1,7 @@
 """HTTP views of "My account": overview and sessions, profile, password."""
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, request, session, url_for
+from flask import abort, redirect, render_template, request, session, url_for
 from flask_login import current_user
 
 from app.access import SIGNED_IN, allow
@@ -16,6 +16,7 @@ from app.auth.hashing import hasher
 from app.auth.login_flow import SESSION_KEY, rotate_session_id, utcnow
 from app.auth.routes import attach_errors
 from app.extensions import db
+from app.flashes import flash
 from app.messages import message_for
 from app.services import accounts, user_sessions
 from app.services.accounts import InvalidFields

@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from flask import (
     Response,
     current_app,
-    flash,
     redirect,
     render_template,
     request,
@@ -27,6 +26,7 @@ from wtforms.validators import DataRequired, Length
 from app.access import SIGNED_IN, allow
 from app.account import bp
 from app.extensions import db, limiter
+from app.flashes import flash
 from app.mailer import send_mail
 from app.messages import message_for
 from app.services import two_factor as service

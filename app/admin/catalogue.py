@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, redirect, render_template, request, url_for
 from wtforms import Form
 
 from app.access import ADMIN, allow
@@ -20,6 +20,7 @@ from app.admin.catalogue_forms import (
     utc_to_paris_input,
 )
 from app.extensions import db
+from app.flashes import flash
 from app.messages import message_for
 from app.services import catalogue_admin
 from app.services.errors import DomainError, NotFound

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import Response, flash, redirect, request, stream_with_context, url_for
+from flask import Response, redirect, request, stream_with_context, url_for
 
 from app.access import ADMIN, allow
 from app.admin import bp
 from app.admin.dashboard import filters_from_request
 from app.extensions import db
+from app.flashes import flash
 from app.messages import message_for
 from app.models import OrderStatus
 from app.services import exports

@@ -9,13 +9,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from app.access import ADMIN, allow
 from app.admin import bp
 from app.admin.catalogue_forms import ConfirmForm
 from app.extensions import db
+from app.flashes import flash
 from app.messages import message_for
 from app.models import OrderStatus, Ticket
 from app.orders.emails import deliver_order_cancellation

@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from flask import (
     abort,
     current_app,
-    flash,
     redirect,
     render_template,
     request,
@@ -24,6 +23,7 @@ from app.access import ADMIN, allow
 from app.admin import bp
 from app.admin.forms import PHONE_HELP, ConfirmForm, PersonForm
 from app.extensions import db
+from app.flashes import flash
 from app.invitations.routes import code_pepper
 from app.mailer import send_mail
 from app.messages import message_for

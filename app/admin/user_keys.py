@@ -8,12 +8,13 @@ from __future__ import annotations
 import smtplib
 from datetime import UTC, datetime
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from app.access import ADMIN, allow
 from app.admin import bp
 from app.extensions import db
+from app.flashes import flash
 from app.mailer import send_mail
 from app.messages import message_for
 from app.models import User

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from app.access import ADMIN, allow
@@ -16,6 +16,7 @@ from app.admin import bp
 from app.admin.forms import USER_ROLE_CHOICES, ConfirmForm, ConfirmRoleForm, RoleForm
 from app.auth.cache import invalidate_user_cache
 from app.extensions import db
+from app.flashes import flash
 from app.messages import message_for
 from app.models import User
 from app.services import users_admin

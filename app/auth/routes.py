@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from flask import (
     current_app,
-    flash,
     redirect,
     render_template,
     request,
@@ -38,6 +37,7 @@ from app.auth.login_flow import (
     utcnow,
 )
 from app.extensions import db, limiter
+from app.flashes import flash
 from app.messages import message_for
 from app.services import accounts, password_resets, user_sessions, verification
 from app.services.accounts import InvalidFields

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from flask import flash, redirect, render_template, request, session, url_for
+from flask import redirect, render_template, request, session, url_for
 from flask_limiter.util import get_remote_address
 from flask_login import current_user
 from flask_wtf import FlaskForm
@@ -19,6 +19,7 @@ from app.access import ANYONE, allow
 from app.auth import bp
 from app.auth.login_flow import PENDING_2FA_KEY, complete_login
 from app.extensions import db, limiter
+from app.flashes import flash
 from app.messages import message_for
 from app.models import User
 from app.services.errors import DomainError

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import abort, current_app, flash, redirect, render_template, url_for
+from flask import abort, current_app, redirect, render_template, url_for
 from flask_login import current_user
 
 from app.access import ANYONE, CUSTOMER, allow
@@ -11,6 +11,7 @@ from app.cart import bp
 from app.cart.forms import AddToCartForm, QuantityForm
 from app.cart.storage import cart_items, save_cart_items
 from app.extensions import db
+from app.flashes import flash
 from app.messages import message_for
 from app.orders.forms import PlaceOrderForm
 from app.services import cart as cart_service

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import current_app, flash, render_template, request, url_for
+from flask import current_app, render_template, request, url_for
 
 from app.access import ANYONE, allow
 from app.auth.hashing import hasher
 from app.auth.login_flow import complete_login
 from app.extensions import db, limiter
+from app.flashes import flash
 from app.invitations import bp
 from app.invitations.forms import ActivationForm
 from app.messages import message_for

@@ -15,13 +15,14 @@ from collections.abc import Callable
 from itertools import chain
 
 import sqlalchemy as sa
-from flask import current_app, g, has_request_context, request, session
+from flask import current_app, g, has_request_context, request
 from flask_login import current_user
 from flask_sqlalchemy.session import Session as FlaskSQLAlchemySession
 from markupsafe import Markup
 
 from app.cart.storage import cart_count
 from app.extensions import cache
+from app.flashes import messages_waiting
 from app.models import Event, Offer
 from app.services.catalogue import CATALOGUE_CHANGED
 
@@ -114,7 +115,7 @@ def sees_the_shared_layout() -> bool:
     to read at all."""
     if not request.cookies:
         return True
-    return not current_user.is_authenticated and not session.get("_flashes") and cart_count() == 0
+    return not current_user.is_authenticated and not messages_waiting() and cart_count() == 0
 
 
 def cached_fragment(name: str, build: Callable[[], str]) -> Markup:

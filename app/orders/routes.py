@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from app.access import CUSTOMER, allow
 from app.cart.storage import cart_items, forget_ordered_items
 from app.extensions import db, limiter
+from app.flashes import flash
 from app.messages import message_for
 from app.orders import bp
 from app.orders.emails import deliver_order_cancellation, deliver_order_confirmation

@@ -8,7 +8,6 @@ from flask import (
     Response,
     abort,
     current_app,
-    flash,
     jsonify,
     redirect,
     render_template,
@@ -20,6 +19,7 @@ from markupsafe import Markup
 
 from app.access import ADMIN, ANYONE, SIGNED_IN, STAFF, allow
 from app.extensions import csrf, db
+from app.flashes import flash
 from app.messages import message_for
 from app.models import Ticket
 from app.services.checkin import check_in, check_in_by_token
