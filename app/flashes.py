@@ -16,28 +16,42 @@ Messages an extension flashes with Flask's own `flash` (into the session) are sh
 """
 from __future__ import annotations
 
+import functools
 import json
 
 from flask import Flask, Response, current_app, g, request, session
-from itsdangerous import BadSignature, URLSafeSerializer
+from itsdangerous import BadData, Signer
+from itsdangerous.encoding import base64_decode, base64_encode
 
 COOKIE = "guichet_flash"
 _SALT = "guichet.flash"
 _KEEP = 8  # the newest messages kept waiting: a cookie must stay well under browsers' 4 KB
 
 
+class _Messages:
+    """This request's messages: flashed here and not shown yet (`out`), shown by its page (`shown`,
+    None until a page asks), and what the cookie brought (`incoming`, None until read)."""
+
+    __slots__ = ("incoming", "out", "shown")
+
+    def __init__(self):
+        self.out: list[tuple[str, str]] = []
+        self.shown: list[tuple[str, str]] | None = None
+        self.incoming: list[tuple[str, str]] | None = None
+
+
 def flash(message: str, category: str = "message") -> None:
     """Show `message` on the next page that shows messages (this one, if it has not yet)."""
-    _state()["out"].append((category, str(message)))
+    _messages().out.append((category, str(message)))
 
 
 def get_flashed_messages(with_categories: bool = False, category_filter=()) -> list:
     """The messages waiting for this page, once per request (as Flask's function)."""
-    state = _state()
-    shown = state["shown"]
+    messages = _messages()
+    shown = messages.shown
     if shown is None:
-        shown = state["shown"] = _incoming() + _from_flask() + state["out"]
-        state["out"] = []
+        shown = messages.shown = _incoming(messages) + _from_flask() + messages.out
+        messages.out = []
     if category_filter:
         shown = [pair for pair in shown if pair[0] in category_filter]
     return list(shown) if with_categories else [message for _, message in shown]
@@ -45,15 +59,8 @@ def get_flashed_messages(with_categories: bool = False, category_filter=()) -> l
 
 def messages_waiting() -> bool:
     """Whether a message waits to be shown on this request's page."""
-    state = g.get("_flashes")
-    if state is not None and (state["out"] or state["shown"]):
-        return True
-    return (COOKIE in request.cookies and bool(_incoming())) or "_flashes" in session
-
-
-def _from_flask() -> list[tuple[str, str]]:
-    """Messages flashed with Flask's own `flash` (an extension's), which keeps them in the session."""
-    return [tuple(pair) for pair in session.pop("_flashes")] if "_flashes" in session else []
+    messages = _messages()
+    return bool(messages.out or messages.shown or _incoming(messages)) or "_flashes" in session
 
 
 def install(app: Flask) -> None:
@@ -64,31 +71,41 @@ def install(app: Flask) -> None:
     app.teardown_request(lambda _error=None: g.pop("_flashes", None))
 
 
-def _state() -> dict:
-    state = g.get("_flashes")
-    if state is None:
-        state = g._flashes = {"out": [], "shown": None, "incoming": None}
-    return state
+def _messages() -> _Messages:
+    messages = g.get("_flashes")
+    if messages is None:
+        messages = g._flashes = _Messages()
+    return messages
 
 
-def _serializer() -> URLSafeSerializer:
-    return URLSafeSerializer(current_app.secret_key, salt=_SALT, serializer=json)
+def _from_flask() -> list[tuple[str, str]]:
+    """Messages flashed with Flask's own `flash` (an extension's), which keeps them in the session."""
+    return [tuple(pair) for pair in session.pop("_flashes")] if "_flashes" in session else []
 
 
-def _incoming() -> list[tuple[str, str]]:
+@functools.lru_cache(maxsize=4)
+def _signer(secret_key: str | bytes) -> Signer:
+    return Signer(secret_key, salt=_SALT)
+
+
+def _incoming(messages: _Messages) -> list[tuple[str, str]]:
     """The messages the visitor's cookie carries; none if it is missing, forged or malformed."""
-    state = _state()
-    if state["incoming"] is None:
-        state["incoming"] = _read_cookie(request.cookies.get(COOKIE))
-    return state["incoming"]
+    if messages.incoming is None:
+        value = request.cookies.get(COOKIE)
+        messages.incoming = _decode(value) if value else []
+    return messages.incoming
 
 
-def _read_cookie(value: str | None) -> list[tuple[str, str]]:
-    if not value:
-        return []
+def _encode(pairs: list[tuple[str, str]]) -> str:
+    """JSON in URL-safe base64, signed (no compression: a few short sentences)."""
+    payload = base64_encode(json.dumps(pairs, separators=(",", ":"), ensure_ascii=False).encode())
+    return _signer(current_app.secret_key).sign(payload).decode("ascii")
+
+
+def _decode(value: str) -> list[tuple[str, str]]:
     try:
-        pairs = _serializer().loads(value)
-    except BadSignature:
+        pairs = json.loads(base64_decode(_signer(current_app.secret_key).unsign(value)))
+    except (BadData, ValueError):  # forged, or not the base64 JSON we write
         return []
     if not isinstance(pairs, list):
         return []
@@ -98,16 +115,19 @@ def _read_cookie(value: str | None) -> list[tuple[str, str]]:
 
 def _send_waiting_messages(response: Response) -> Response:
     """Set the cookie to the messages still waiting, or clear it once they have been shown."""
-    state = g.get("_flashes")
-    if state is None or (state["shown"] is None and not state["out"]):
+    messages = g.get("_flashes")
+    if messages is None or (messages.shown is None and not messages.out):
         return response  # nothing flashed or shown here: whatever waited still waits, cookie unchanged
-    waiting = state["out"] if state["shown"] is not None else _incoming() + state["out"]
-    app, had_cookie = current_app._get_current_object(), COOKIE in request.cookies
+    waiting = messages.out if messages.shown is not None else _incoming(messages) + messages.out
+    had_cookie = COOKIE in request.cookies
+    if not waiting and not had_cookie:
+        return response  # a page showed nothing and nothing waits: most pages
+    app = current_app._get_current_object()
     interface = app.session_interface  # the session cookie's path, domain and Secure flag
     where = {"path": interface.get_cookie_path(app), "domain": interface.get_cookie_domain(app),
              "secure": interface.get_cookie_secure(app), "httponly": True, "samesite": "Lax"}
     if waiting:
-        response.set_cookie(COOKIE, _serializer().dumps([list(pair) for pair in waiting[-_KEEP:]]), **where)
-    elif had_cookie:
+        response.set_cookie(COOKIE, _encode(waiting[-_KEEP:]), **where)
+    else:
         response.delete_cookie(COOKIE, **where)
     return response
