@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.models import EmailJob, EmailJobStatus
 from app.services.transactions import commit_keeping_loaded
@@ -107,12 +108,19 @@ def retry_delay(attempts: int) -> timedelta:
     return min(FIRST_RETRY * 2 ** max(attempts - 1, 0), LONGEST_RETRY)
 
 
+_JOBS = EmailJob.__table__
+_MARK_SENT = (sa.update(_JOBS).where(_JOBS.c.id == sa.bindparam("job_id"))
+              .values(status=SENT, sent_at=sa.bindparam("sent_at"), last_error=None))
+
+
 def mark_sent(session: Session, job: EmailJob, now: datetime) -> None:
-    """Committed without expiring what the session holds: the worker's other claimed jobs are
-    leased to it, and re-reading each one after its predecessor's commit was a statement per email."""
-    job.status = SENT
-    job.sent_at = now
-    job.last_error = None
+    """One UPDATE, committed without expiring what the session holds: the worker's other claimed
+    jobs are leased to it, and re-reading each one after its predecessor's commit was a statement
+    per email. The job is told its new values as if read back, so the commit has nothing to
+    flush (the unit of work took about a tenth of an email's time: bench/emails.py)."""
+    session.execute(_MARK_SENT, {"job_id": job.id, "sent_at": now})
+    for name, value in (("status", SENT), ("sent_at", now), ("last_error", None)):
+        set_committed_value(job, name, value)
     commit_keeping_loaded(session)
 
 

@@ -201,6 +201,9 @@ def test_mark_sent(session):
     email_jobs.mark_failed(session, job, T0, "SMTPServerDisconnected")
     [job] = email_jobs.claim_due(session, T0 + MINUTE, 1)
     email_jobs.mark_sent(session, job, T0 + 2 * MINUTE)
+    assert (job.status, job.sent_at, job.last_error, job.attempts) == ("sent", T0 + 2 * MINUTE, None, 2)
+    assert not session.dirty
+    session.expire_all()  # and so it is in the database
     job = fetch(session, job_id)
     assert (job.status, job.sent_at, job.last_error, job.attempts) == ("sent", T0 + 2 * MINUTE, None, 2)
 
