@@ -143,6 +143,10 @@ def post_worker_init(worker):
     collection otherwise walks those objects and held the GIL 80–120 ms in a loaded worker,
     stalling every request of that process."""
     cap_requests_in_flight(worker)
+    if type(worker).__module__.endswith("ggevent"):
+        from app import db_wait
+
+        db_wait.install()  # psycopg waits on gevent's io watchers, not an emulated poll()
     freeze_loaded_objects()
 
 

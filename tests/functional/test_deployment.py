@@ -385,6 +385,33 @@ def test_gunicorn_workers_freeze_what_the_app_loaded(tmp_path):
     assert done.stdout.strip().splitlines()[-1] == "0 True InFlightLimit"  # and capped (REQUESTS_IN_FLIGHT)
 
 
+_WAIT_INSTALLED = """
+import runpy
+from psycopg import waiting
+import run  # the app, loaded as a worker loads it
+from app.db_wait import wait_on_gevent
+hooks = runpy.run_path("gunicorn.conf.py")
+hooks["freeze_loaded_objects"] = lambda: None
+def worker(module):
+    made = type("Worker", (), {"__module__": module})()
+    made.wsgi = run.app
+    return made
+hooks["post_worker_init"](worker("gunicorn.workers.gthread"))
+print(waiting.wait is wait_on_gevent)
+hooks["post_worker_init"](worker("gunicorn.workers.ggevent"))
+print(waiting.wait is wait_on_gevent)
+"""
+
+
+def test_gevent_workers_make_psycopg_wait_on_the_hub(tmp_path):
+    """gunicorn.conf.py installs app/db_wait.py in a gevent worker, and only there."""
+    environ = {**os.environ, "INSTANCE_PATH": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}",
+               "REDIS_URL": "", "GUICHET_ENV": "development"}
+    done = subprocess.run([sys.executable, "-c", _WAIT_INSTALLED], cwd=ROOT, env=environ, capture_output=True,
+                          text=True, timeout=120, check=True)
+    assert done.stdout.split()[-2:] == ["False", "True"]
+
+
 # --------------------------------------------------------------------------- ProxyFix
 def remote_addrs_seen(app) -> list[tuple[str, str]]:
     seen: list[tuple[str, str]] = []
