@@ -20,25 +20,49 @@ keeps the prepared statements). Anything that wrote, failed or left changes pend
 still ends with ROLLBACK.
 
 Connections put in autocommit on purpose (`isolation_level="AUTOCOMMIT"`, the scanner API's
-check-in) are left alone.
+check-in) are left alone. A service whose whole change is one statement can say so (`only_write`):
+that statement then runs in autocommit too, one round trip where BEGIN, it and COMMIT were three.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import re
+from typing import TYPE_CHECKING
 
 import psycopg
 import sqlalchemy as sa
-from flask import Flask
-from flask_sqlalchemy import SQLAlchemy
 from psycopg import pq
+from sqlalchemy.orm import Session
+
+if TYPE_CHECKING:  # services import this module, and services never import Flask
+    from flask import Flask
+    from flask_sqlalchemy import SQLAlchemy
 
 LATE = "guichet_late_begin"  # connection-record info: autocommit was set by us, until the first write
 WROTE = "guichet_transaction_wrote"  # … and: the transaction has written (reset when one begins)
+ALONE = "guichet_write_alone"  # … and: the next write is the transaction's only one, left in autocommit
 _LOCKING = re.compile(r"\bFOR\s+(?:UPDATE|SHARE|NO\s+KEY\s+UPDATE|KEY\s+SHARE)\b", re.IGNORECASE)
 _IDLE = pq.TransactionStatus.IDLE
 log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def only_write(session: Session):
+    """Run the one statement inside as the transaction's only write, in autocommit: one round trip,
+    without BEGIN and COMMIT (a cart's one changed line). The caller commits after it as usual,
+    which then sends nothing. Anywhere else (SQLite, a transaction that has begun, changes pending
+    in the session) the statement simply joins the transaction."""
+    connection = session.connection()
+    info = connection.info
+    alone = bool(info.get(LATE)) and not (session.new or session.dirty or session.deleted)
+    if alone:
+        info[ALONE] = True
+    try:
+        yield
+    finally:
+        info.pop(ALONE, None)
 
 
 @functools.lru_cache(maxsize=2048)
@@ -87,6 +111,10 @@ level than READ COMMITTED (the server's default, or one asked for) begin as usua
     @sa.event.listens_for(engine, "before_cursor_execute")
     def _begin_before_first_write(connection, cursor, statement: str, _parameters, _context, _executemany) -> None:
         if statement.lstrip()[:6].upper() != "SELECT":
+            info = connection.info
+            if info.pop(ALONE, False) and info.get(LATE):
+                info[WROTE] = True  # committed by itself; a second write would begin a transaction
+                return
             begin_now(connection)
         elif isinstance(cursor, psycopg.ServerCursor) or locks_rows(statement):  # DECLARE needs a transaction
             begin_now(connection, writes=False)

@@ -6,6 +6,7 @@ longer be bought as they are (unpublished, sales closed, not enough seats).
 """
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,6 +14,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, joinedload
 
+from app.db_late_begin import only_write
 from app.models import CartItem, Event, Offer
 from app.services.errors import Conflict, DomainError, NotFound
 
@@ -124,15 +126,19 @@ def save_user_cart(session: Session, user_id: int, items: Mapping[int, int], *, 
     if stored is None:
         stored = load_user_cart(session, user_id)
     gone = [offer_id for offer_id in stored if offer_id not in items]
-    if gone:
-        delete_lines(session, user_id, gone)
     added = [{"user_id": user_id, "offer_id": offer_id, "quantity": quantity, "added_at": now}
              for offer_id, quantity in items.items() if offer_id not in stored]
-    if added:
-        session.execute(_ADD_LINE, added)
-    for offer_id, quantity in items.items():
-        if offer_id in stored and stored[offer_id] != quantity:
-            session.execute(_SET_QUANTITY, {"owner": user_id, "offer": offer_id, "new_quantity": quantity})
+    changed = [{"owner": user_id, "offer": offer_id, "new_quantity": quantity}
+               for offer_id, quantity in items.items() if offer_id in stored and stored[offer_id] != quantity]
+    # Adding one offer or changing one quantity is a single statement: alone, it needs no BEGIN.
+    single = bool(gone) + len(added) + len(changed) == 1
+    with only_write(session) if single else contextlib.nullcontext():
+        if gone:
+            delete_lines(session, user_id, gone)
+        if added:
+            session.execute(_ADD_LINE, added)
+        for values in changed:
+            session.execute(_SET_QUANTITY, values)
     session.commit()
 
 

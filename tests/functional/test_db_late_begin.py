@@ -7,11 +7,12 @@ what ends the transaction (the tests' own context outlives their requests)."""
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
 
-from app.db_late_begin import begin_now, locks_rows
+from app.db_late_begin import begin_now, locks_rows, only_write
 from app.extensions import db
 from app.models import Event
 from tests.conftest import TEST_DATABASE_URL
@@ -185,3 +186,57 @@ def test_a_page_that_only_reads_sends_neither_begin_nor_commit(make_app, event_i
 ])
 def test_locks_rows(statement, locks):
     assert locks_rows(statement) is locks
+
+
+# --------------------------------------------------------------------------- a change of one statement
+def test_a_write_said_to_be_the_only_one_runs_alone_without_begin_or_commit(app, event_id):
+    with WireTrace(db.engine).recording() as wire, app.app_context():
+        db.session.execute(READ, {"event_id": event_id})
+        with only_write(db.session):
+            db.session.execute(RENAME, {"event_id": event_id, "title": "Alone"})
+        db.session.commit()
+    assert wire.sql() == ["SELECT", "UPDATE"], wire.messages()
+    assert title_in_a_new_context(app, event_id) == "Alone"
+
+
+def test_the_only_write_joins_a_transaction_that_has_begun(app, event_id):
+    other = EventFactory(title="Swimming")
+    db.session.commit()
+    with app.app_context():
+        db.session.execute(RENAME, {"event_id": other.id, "title": "Changed"})
+        with only_write(db.session):
+            db.session.execute(RENAME, {"event_id": event_id, "title": "Changed"})
+        db.session.rollback()
+    assert title_in_a_new_context(app, event_id) == "Athletics"
+    assert title_in_a_new_context(app, other.id) == "Swimming"
+
+
+def test_the_only_write_begins_when_changes_wait_in_the_session(app, event_id):
+    with WireTrace(db.engine).recording() as wire, app.app_context():
+        db.session.add(EventFactory.build(title="Pending"))
+        with only_write(db.session):
+            db.session.execute(RENAME, {"event_id": event_id, "title": "Changed"})
+        db.session.rollback()
+    assert wire.sql()[0] == "BEGIN", wire.messages()
+    assert title_in_a_new_context(app, event_id) == "Athletics"
+
+
+def test_adding_one_offer_to_a_stored_cart_is_one_round_trip_and_two_changes_one_transaction(app):
+    from app.models import CartItem
+    from app.services.cart import load_user_cart, save_user_cart
+    from tests.factories import OfferFactory, UserFactory
+
+    user, first, second = UserFactory(), OfferFactory(), OfferFactory()
+    db.session.commit()
+    user_id, first_id, second_id = user.id, first.id, second.id
+    now = datetime.now(UTC)
+    with WireTrace(db.engine).recording() as wire, app.app_context():
+        save_user_cart(db.session, user_id, {first_id: 1}, now=now, stored={})
+    assert wire.sql() == ["INSERT"], wire.messages()
+    with WireTrace(db.engine).recording() as wire, app.app_context():
+        save_user_cart(db.session, user_id, {first_id: 2, second_id: 1}, now=now, stored={first_id: 1})
+    words = wire.sql()
+    assert words[0] == "BEGIN" and words[-1] == "COMMIT", wire.messages()
+    with app.app_context():
+        assert load_user_cart(db.session, user_id) == {first_id: 2, second_id: 1}
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(CartItem)) == 2
