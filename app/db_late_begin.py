@@ -90,7 +90,7 @@ def install_late_begin(app: Flask, db: SQLAlchemy) -> None:
     end one that only locked with COMMIT at app-context teardown. Call after `db.init_app(app)`
     (teardown functions run in reverse order of registration, so ours runs before Flask-SQLAlchemy
     removes the session), in an app context, for a psycopg engine. Transactions at another isolation
-level than READ COMMITTED (the server's default, or one asked for) begin as usual."""
+    level than READ COMMITTED (the server's default, or one asked for) begin as usual."""
     engine = db.engine
 
     @sa.event.listens_for(engine, "begin")

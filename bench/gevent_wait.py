@@ -18,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import common
+from bench.transaction_trips import alternated, best_figures
 
 CHILD = r'''
 from gevent import monkey; monkey.patch_all()
@@ -59,14 +60,8 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reads", type=int, default=20_000)
     args = parser.parse_args(argv)
-    runs: dict[str, list[dict]] = {"wait_poll": [], "db_wait": []}
-    for mode in ("wait_poll", "db_wait", "wait_poll", "db_wait"):
-        runs[mode].append(measure(mode, args.reads))
-        last = runs[mode][-1]
-        print(f"{mode:10s} per read: app {last['app_us']:5.1f} µs, PostgreSQL {last['postgres_us']:5.1f} µs, "
-              f"wall {last['wall_us']:5.1f} µs", flush=True)
-    figures = {f"gevent_read_{mode}_{part}": round(min(run[part] for run in values), 1)
-               for mode, values in runs.items() for part in ("app_us", "postgres_us", "wall_us")}
+    runs = alternated(("wait_poll", "db_wait"), lambda mode: measure(mode, args.reads))
+    figures = best_figures("gevent_read", runs)
     common.record("gevent_wait", figures)
     return figures
 

@@ -44,18 +44,30 @@ def measure(autocommit: bool, reads: int) -> dict:
     return {"app_us": 1e6 * app_s / reads, "postgres_us": 1e6 * server_s / reads, "wall_us": 1e6 * wall_s / reads}
 
 
+def alternated(modes: tuple[str, str], measure, *, rounds: int = 2) -> dict[str, list[dict]]:
+    """Run `measure(mode)` for each mode in turn, `rounds` times (a b a b), printing each run."""
+    runs: dict[str, list[dict]] = {mode: [] for mode in modes}
+    for _ in range(rounds):
+        for mode in modes:
+            run = measure(mode)
+            runs[mode].append(run)
+            print(f"{mode:12s} per read: app {run['app_us']:5.1f} µs, PostgreSQL {run['postgres_us']:5.1f} µs, "
+                  f"wall {run['wall_us']:5.1f} µs", flush=True)
+    return runs
+
+
+def best_figures(prefix: str, runs: dict[str, list[dict]]) -> dict:
+    """`<prefix>_<mode>_<part>`: each mode's best (lowest) run, the one least disturbed."""
+    return {f"{prefix}_{mode}_{part}": round(min(run[part] for run in values), 1)
+            for mode, values in runs.items() for part in ("app_us", "postgres_us", "wall_us")}
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reads", type=int, default=20_000)
     args = parser.parse_args(argv)
-    runs: dict[str, list[dict]] = {"transaction": [], "autocommit": []}
-    for mode in ("transaction", "autocommit", "transaction", "autocommit"):
-        runs[mode].append(measure(mode == "autocommit", args.reads))
-        last = runs[mode][-1]
-        print(f"{mode:12s} per read: app {last['app_us']:5.1f} µs, PostgreSQL {last['postgres_us']:5.1f} µs, "
-              f"wall {last['wall_us']:5.1f} µs")
-    figures = {f"read_{mode}_{part}": round(min(run[part] for run in values), 1)
-               for mode, values in runs.items() for part in ("app_us", "postgres_us", "wall_us")}
+    runs = alternated(("transaction", "autocommit"), lambda mode: measure(mode == "autocommit", args.reads))
+    figures = best_figures("read", runs)
     common.record("transaction_trips", figures)
     return figures
 
