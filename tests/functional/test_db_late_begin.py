@@ -240,3 +240,22 @@ def test_adding_one_offer_to_a_stored_cart_is_one_round_trip_and_two_changes_one
     with app.app_context():
         assert load_user_cart(db.session, user_id) == {first_id: 2, second_id: 1}
         assert db.session.scalar(sa.select(sa.func.count()).select_from(CartItem)) == 2
+
+
+def test_marking_an_email_sent_is_one_round_trip(app):
+    from app.models import EmailJob
+    from app.services import email_jobs
+    from tests.factories import OfferFactory, UserFactory, make_paid_order
+
+    order = make_paid_order(UserFactory(), (OfferFactory(), 1))
+    now = datetime.now(UTC)
+    email_jobs.enqueue_new(db.session, email_jobs.ORDER_CONFIRMATION, order.id, now)
+    db.session.commit()
+    with app.app_context():
+        [job] = email_jobs.claim_due(db.session, now, 1)
+        with WireTrace(db.engine).recording() as wire:
+            wire.follow(db.session.connection())
+            email_jobs.mark_sent(db.session, job, now)
+        assert wire.sql() == ["UPDATE"], wire.messages()
+    with app.app_context():
+        assert db.session.scalar(sa.select(EmailJob.status)) == "sent"
