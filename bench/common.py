@@ -508,7 +508,7 @@ def postgres_cpu_since(before: dict[int, tuple[float, float]], now: dict[int, tu
     now = postgres_cpu() if now is None else now
     used = sum(own + reaped - sum(before.get(pid, (0.0, 0.0))) for pid, (own, reaped) in now.items())
     ended = sum(own for pid, (own, _) in before.items() if pid not in now)
-    return used - ended
+    return round(used - ended, 6)  # whole clock ticks: drop the float sums' dust (0.2199999… for 0.22)
 
 
 def machine_busy_seconds() -> float:
