@@ -259,3 +259,23 @@ def test_marking_an_email_sent_is_one_round_trip(app):
         assert wire.sql() == ["UPDATE"], wire.messages()
     with app.app_context():
         assert db.session.scalar(sa.select(EmailJob.status)) == "sent"
+
+
+def test_the_orders_list_only_reads_when_no_hold_has_lapsed(make_app):
+    """Through a real signed-in request, on another instance of the app (see above)."""
+    from tests.conftest import AuthActions
+    from tests.factories import OfferFactory, UserFactory, make_paid_order
+
+    other = make_app()
+    with other.app_context():
+        buyer = UserFactory()
+        make_paid_order(buyer, (OfferFactory(), 1))
+        db.session.commit()
+        engine, email = db.engine, buyer.email
+    client = other.test_client()
+    AuthActions(client).login(email)
+    with WireTrace(engine).recording() as wire:
+        response = client.get("/orders/")
+    assert response.status_code == 200
+    words = wire.sql()
+    assert "SELECT" in words and not {"BEGIN", "COMMIT", "ROLLBACK"} & set(words), wire.messages()
