@@ -1,5 +1,6 @@
 """psycopg's waits on gevent's io watchers (app/db_wait.py), in a gevent-patched subprocess against
-PostgreSQL: results, errors, large messages both ways, and other greenlets running during a wait."""
+PostgreSQL: results, errors, large messages both ways, other greenlets running during a wait, and a
+wait with a timeout left to psycopg's own function."""
 from __future__ import annotations
 
 import subprocess
@@ -59,9 +60,18 @@ second = gevent.spawn(meanwhile)
 gevent.joinall([first, second], raise_error=True)
 assert order == ["query sent", "meanwhile", "answer"], order
 
-# A wait with a timeout goes to psycopg's own function (a cancel uses one).
-with psycopg.connect(url) as conn:
-    conn.cancel_safe(timeout=5)
+# A wait with a timeout goes to psycopg's own function (waiting for notifications uses one): it
+# returns when the time is up rather than waiting on the hub for ever.
+delegated = []
+original = db_wait._psycopg_wait
+def recording(*args, **kwargs):
+    delegated.append(kwargs.get("timeout"))
+    return original(*args, **kwargs)
+db_wait._psycopg_wait = recording
+with psycopg.connect(url, autocommit=True) as conn:
+    conn.execute("LISTEN guichet_test")
+    assert list(conn.notifies(timeout=0.3)) == []
+assert delegated and all(timeout is not None for timeout in delegated), delegated
 print("ok")
 '''
 
