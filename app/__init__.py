@@ -162,11 +162,12 @@ def register_security(app: Flask) -> None:
 
 
 def register_template_helpers(app: Flask) -> None:
-    from app import flashes
+    from app import flashes, form_html
     from app.templating import register
 
     register(app)
     flashes.install(app)  # flash() and get_flashed_messages() through a cookie, not the session
+    form_html.install()  # WTForms' field attributes, same HTML, without Markup.format
 
 
 def register_commands(app: Flask) -> None:
