@@ -27,10 +27,10 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _load_order(code: str):
+def _load_order(code: str, *, for_payment: bool = False):
     """The customer's own order (404 for anyone else's), with a lapsed hold expired on the spot."""
     try:
-        order = orders.get_order_for_user(db.session, code, current_user.id)
+        order = orders.get_order_for_user(db.session, code, current_user.id, for_payment=for_payment)
         now = _now()
         if order.hold_has_expired(now):
             orders.expire_stale_orders(db.session, now=now, order_id=order.id)
@@ -102,7 +102,7 @@ def _payment_key() -> str:
 @allow(CUSTOMER)
 @limiter.limit(lambda: current_app.config["PAYMENT_RATE_LIMIT"], key_func=_payment_key, methods=["POST"])
 def pay_order(code: str):
-    order = _load_order(code)
+    order = _load_order(code, for_payment=True)
     form = PaymentForm()
     if not form.validate_on_submit():
         form.forget_card()

@@ -66,14 +66,19 @@ def _order_query():
 # half of its CPU (bench/README.md, "Statements built once").
 _ORDER_BY_CODE = _order_query().where(Order.code == sa.bindparam("code"))
 _ORDER_BY_CODE_FOR_USER = _ORDER_BY_CODE.where(Order.user_id == sa.bindparam("user_id"))
+# Paying issues tickets, which need the buyer's user key: read with the order, not on its own
+# inside the payment's transaction (the signed-in user is loaded without its secrets).
+_ORDER_BY_CODE_FOR_PAYMENT = _ORDER_BY_CODE_FOR_USER.options(joinedload(Order.user).load_only(User.user_key))
 
 
-def get_order_for_user(session: Session, code: str, user_id: int) -> Order:
-    """The order with this code if it belongs to the user; NotFound otherwise (no hint either way)."""
+def get_order_for_user(session: Session, code: str, user_id: int, *, for_payment: bool = False) -> Order:
+    """The order with this code if it belongs to the user; NotFound otherwise (no hint either way).
+    `for_payment` also reads the user's key, which issuing the tickets needs."""
     code = (code or "").strip().upper()
     if not ORDER_CODE_RE.fullmatch(code):
         raise NotFound()
-    order = session.execute(_ORDER_BY_CODE_FOR_USER, {"code": code, "user_id": user_id}).unique().scalar()
+    statement = _ORDER_BY_CODE_FOR_PAYMENT if for_payment else _ORDER_BY_CODE_FOR_USER
+    order = session.execute(statement, {"code": code, "user_id": user_id}).unique().scalar()
     if order is None:
         raise NotFound()
     return order
@@ -143,25 +148,33 @@ def place_order(session: Session, *, user: User, items: Mapping[int, int], expec
         raise DomainError("cart_empty")
     for quantity in items.values():
         check_quantity(quantity)
-    expire_stale_orders(session, now=now, user_id=user.id)  # frees the buyer's own lapsed holds first
     retried_after_expiry = False
+    own_holds_checked = False
     attempt = 0
     while True:
         attempt += 1
         try:
             return _place_once(session, user=user, items=items, expected_total_cents=expected_total_cents,
                                now=now, hold_minutes=hold_minutes, max_per_event=max_tickets_per_event,
-                               code=code_factory())
+                               code=code_factory(), check_own_holds=not own_holds_checked)
         except IntegrityError:  # an order code collision (unique constraint): draw another code
             session.rollback()
             if attempt >= CODE_ATTEMPTS:
                 raise
+        except _OwnHoldsLapsed:  # free the buyer's own lapsed holds first (seats and ticket count)
+            session.rollback()
+            expire_stale_orders(session, now=now, user_id=user.id)
+            own_holds_checked, attempt = True, attempt - 1
         except Conflict as error:
             if error.code != "sold_out" or retried_after_expiry:
                 raise
             retried_after_expiry = True  # lapsed holds of other buyers may free the seats: once
             if not expire_stale_orders(session, now=now, event_ids=error.params["event_ids"]):
                 raise
+
+
+class _OwnHoldsLapsed(Exception):
+    """The buyer has pending orders whose hold ran out: they are expired before placing."""
 
 
 def _place_once(session: Session, **kwargs) -> Order:
@@ -173,7 +186,7 @@ def _place_once(session: Session, **kwargs) -> Order:
 
 
 def _place(session: Session, *, user: User, items: Mapping[int, int], expected_total_cents: int | None,
-           now: datetime, hold_minutes: int, max_per_event: int, code: str) -> Order:
+           now: datetime, hold_minutes: int, max_per_event: int, code: str, check_own_holds: bool) -> Order:
     offers = offers_with_events(session, items)
     seats: dict[int, int] = {}
     tickets: dict[int, int] = {}
@@ -192,7 +205,8 @@ def _place(session: Session, *, user: User, items: Mapping[int, int], expected_t
         raise Conflict("price_changed", total_cents=total)
     events = {offer.event_id: offer.event for offer in offers.values()}
 
-    _serialise_buyer(session, user.id)
+    if _serialise_buyer(session, user.id, now) and check_own_holds:
+        raise _OwnHoldsLapsed()
     held = _tickets_held(session, user.id)
     for event_id in sorted(tickets):
         already = held.get(event_id, 0)
@@ -239,10 +253,15 @@ def _insert_order(session: Session, values: dict, lines: list[dict]) -> Order:
     return order
 
 
-_USERS = User.__table__
-_LOCK_BUYER = sa.select(_USERS.c.id).where(_USERS.c.id == sa.bindparam("user_id")).with_for_update()
+_USERS, _ORDERS = User.__table__, Order.__table__
+_OWN_HOLD_LAPSED = sa.exists().where(_ORDERS.c.user_id == sa.bindparam("user_id"), _ORDERS.c.status == PENDING,
+                                     _ORDERS.c.expires_at <= sa.bindparam("now"))
+# The lock also tells whether the buyer has a lapsed hold to expire first: no statement of its own.
+_LOCK_BUYER = (sa.select(_USERS.c.id, _OWN_HOLD_LAPSED).where(_USERS.c.id == sa.bindparam("user_id"))
+               .with_for_update(of=_USERS))
 # SQLite has no row locks: a no-op UPDATE takes the database write lock, held to the commit.
 _LOCK_BUYER_SQLITE = sa.update(_USERS).where(_USERS.c.id == sa.bindparam("user_id")).values(id=_USERS.c.id)
+_OWN_HOLD_LAPSED_SQLITE = sa.select(_OWN_HOLD_LAPSED)
 # Every event the buyer holds tickets for, not only the cart's: with a condition on the event,
 # PostgreSQL may read the event's order lines first, and at an on-sale its statistics are stale
 # (a new event "has no lines"), so each placement read all the sales so far (bench/README.md).
@@ -255,10 +274,14 @@ _TICKETS_HELD = (
 )
 
 
-def _serialise_buyer(session: Session, user_id: int) -> None:
-    """One placement at a time per account, so the ticket limit cannot be raced (see module doc)."""
-    sqlite = session.connection().dialect.name == "sqlite"
-    session.execute(_LOCK_BUYER_SQLITE if sqlite else _LOCK_BUYER, {"user_id": user_id})
+def _serialise_buyer(session: Session, user_id: int, now: datetime) -> bool:
+    """One placement at a time per account, so the ticket limit cannot be raced (see module doc).
+    True when the buyer has a pending order whose hold ran out at `now`."""
+    params = {"user_id": user_id, "now": now}
+    if session.connection().dialect.name == "sqlite":
+        session.execute(_LOCK_BUYER_SQLITE, params)
+        return bool(session.scalar(_OWN_HOLD_LAPSED_SQLITE, params))
+    return bool(session.execute(_LOCK_BUYER, params).one()[1])
 
 
 def _tickets_held(session: Session, user_id: int) -> dict[int, int]:

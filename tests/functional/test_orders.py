@@ -277,3 +277,25 @@ def test_the_order_page_builds_only_the_form_it_shows(client, shopper, monkeypat
     built.clear()
     body = text(client.get(f"/orders/{code}"))
     assert "payment-form" not in body and "Cancel this order" in body and built == ["CancelOrderForm"]
+
+
+def test_paying_reads_the_buyers_key_with_the_order(client, shopper):
+    """Issuing tickets needs the user key, which the signed-in user is loaded without: it comes
+    with the order's own read, not from a statement of its own inside the payment."""
+    import hashlib
+
+    from tests.checkers import sql_statements
+
+    code = buy(client, (offer_of(make_event(), "duo"), 2))
+    db.session.remove()
+    client.get("/orders/")  # the user is in the shared cache (without its secrets), as in production
+    db.session.remove()  # and the paying request loads it from there
+    with sql_statements(db.engine) as statements:
+        assert pay(client, code).status_code == 303
+    assert [s for s in statements if s.startswith("SELECT users.")] == []
+    db.session.expire_all()
+    user_key = db.session.scalar(sa.select(sa.literal_column("user_key")).select_from(sa.table("users"))
+                                 .where(sa.column("id") == shopper.id))
+    tickets = db.session.scalars(sa.select(Ticket).join(Order).where(Order.code == code)).all()
+    assert len(tickets) == 2
+    assert all(t.key_digest == hashlib.sha256(user_key + t.purchase_key).digest() for t in tickets)

@@ -150,6 +150,22 @@ def test_cancelled_and_expired_orders_do_not_count_towards_the_limit(app):
     assert seats_taken(event.id) == 10
 
 
+def test_a_placement_looks_for_the_buyers_lapsed_holds_with_its_lock(app):
+    """No statement of its own for the buyer's lapsed holds: the lock answers whether there are any
+    (on SQLite, a read after the write lock); a lapsed hold is then expired before placing."""
+    event = make_event()
+    user = customer()
+    solo = offer_of(event, "solo")
+    t0 = now()
+    with sql_statements(db.engine) as statements:
+        place(user, {solo: 4}, at=t0)
+    assert not [s for s in statements if s.startswith(("SELECT orders.id", "UPDATE orders"))]  # no expiry pass
+    with sql_statements(db.engine) as statements:
+        place(user, {solo: 8}, at=t0 + timedelta(minutes=HOLD + 1))  # 4 + 8 > 10 unless the first expired
+    expiring = [s for s in statements if s.startswith("UPDATE orders")]
+    assert len(expiring) == 1 and seats_taken(event.id) == 8
+
+
 def test_order_code_collision_draws_another_code(app):
     event = make_event()
     solo = offer_of(event, "solo")
