@@ -150,21 +150,21 @@ def place_order(session: Session, *, user: User, items: Mapping[int, int], expec
         check_quantity(quantity)
     retried_after_expiry = False
     own_holds_checked = False
-    attempt = 0
+    collisions = 0
     while True:
-        attempt += 1
         try:
             return _place_once(session, user=user, items=items, expected_total_cents=expected_total_cents,
                                now=now, hold_minutes=hold_minutes, max_per_event=max_tickets_per_event,
                                code=code_factory(), check_own_holds=not own_holds_checked)
         except IntegrityError:  # an order code collision (unique constraint): draw another code
             session.rollback()
-            if attempt >= CODE_ATTEMPTS:
+            collisions += 1
+            if collisions >= CODE_ATTEMPTS:
                 raise
         except _OwnHoldsLapsed:  # free the buyer's own lapsed holds first (seats and ticket count)
             session.rollback()
             expire_stale_orders(session, now=now, user_id=user.id)
-            own_holds_checked, attempt = True, attempt - 1
+            own_holds_checked = True
         except Conflict as error:
             if error.code != "sold_out" or retried_after_expiry:
                 raise

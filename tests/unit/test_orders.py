@@ -176,6 +176,24 @@ def test_order_code_collision_draws_another_code(app):
     assert seats_taken(event.id) == 2
 
 
+def test_order_codes_that_keep_colliding_give_up_after_three_draws(app):
+    from sqlalchemy.exc import IntegrityError
+
+    event = make_event()
+    solo = offer_of(event, "solo")
+    taken = place(customer(), {solo: 1}).code
+    drawn = []
+
+    def same_code():
+        drawn.append(taken)
+        assert len(drawn) <= orders.CODE_ATTEMPTS, "kept drawing"
+        return taken
+
+    with pytest.raises(IntegrityError):
+        place(customer(), {solo: 1}, code_factory=same_code)
+    assert len(drawn) == orders.CODE_ATTEMPTS and seats_taken(event.id) == 1
+
+
 def test_sold_out_frees_lapsed_holds_of_other_buyers_first(app):
     event = make_event(capacity=4)
     t0 = now()
