@@ -9,7 +9,7 @@ from flask_login import current_user
 from app.access import ANYONE, CUSTOMER, allow
 from app.cart import bp
 from app.cart.forms import AddToCartForm, QuantityForm
-from app.cart.storage import cart_items, save_cart_items
+from app.cart.storage import cart_items, cart_with_offers, save_cart_items
 from app.extensions import db
 from app.flashes import flash
 from app.messages import message_for
@@ -24,8 +24,8 @@ def _now() -> datetime:
 
 
 def _current_cart() -> cart_service.CartView:
-    items = cart_items()
-    view = cart_service.describe_cart(db.session, items, now=_now())
+    items, offers = cart_with_offers()
+    view = cart_service.describe_cart(db.session, items, now=_now(), offers=offers)
     if len(view.items) != len(items):  # offers deleted meanwhile: forget them
         save_cart_items(view.items)
     return view

@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app import prefetch
 from app.extensions import cache, db
+from app.models import Offer
 from app.services import cart as cart_service
 
 SESSION_KEY = "cart"
@@ -43,12 +44,25 @@ def _remember_count(user_id: int, count: int) -> None:
 def cart_items() -> dict[int, int]:
     user_id = _signed_in_user_id()
     if user_id is not None:
-        items = cart_service.load_user_cart(db.session, user_id)
-        # The navbar's count from the same rows, instead of a read of its own.
-        g.cart_count = sum(items.values())
-        g.cart_stored = dict(items)  # what save_cart_items compares with, instead of reading it again
-        return items
+        return _note_stored(cart_service.load_user_cart(db.session, user_id))
     return cart_service.parse_session_cart(session.get(SESSION_KEY))
+
+
+def cart_with_offers() -> tuple[dict[int, int], Mapping[int, Offer] | None]:
+    """The cart and, for a signed-in customer, its offers read in the same statement (None for a
+    visitor: the caller reads them)."""
+    user_id = _signed_in_user_id()
+    if user_id is not None:
+        items, offers = cart_service.load_user_cart_with_offers(db.session, user_id)
+        return _note_stored(items), offers
+    return cart_items(), None
+
+
+def _note_stored(items: dict[int, int]) -> dict[int, int]:
+    # The navbar's count from the same rows, instead of a read of its own.
+    g.cart_count = sum(items.values())
+    g.cart_stored = dict(items)  # what save_cart_items compares with, instead of reading it again
+    return items
 
 
 def save_cart_items(items: dict[int, int]) -> None:

@@ -7,7 +7,7 @@ from flask import abort, current_app, redirect, render_template, request, url_fo
 from flask_login import current_user
 
 from app.access import CUSTOMER, allow
-from app.cart.storage import cart_items, forget_ordered_items
+from app.cart.storage import cart_with_offers, forget_ordered_items
 from app.extensions import db, limiter
 from app.flashes import flash
 from app.messages import message_for
@@ -72,10 +72,10 @@ def place_order():
     if not form.validate_on_submit():
         flash(message_for("price_changed"), "danger")
         return redirect(url_for("cart.checkout"), 303)
-    items = cart_items()
+    items, offers = cart_with_offers()
     try:
         order = orders.place_order(
-            db.session, user=current_user._get_current_object(), items=items,
+            db.session, user=current_user._get_current_object(), items=items, offers=offers,
             expected_total_cents=form.expected_total_cents.data, now=_now(),
             hold_minutes=current_app.config["ORDER_HOLD_MINUTES"],
             max_tickets_per_event=current_app.config["MAX_TICKETS_PER_EVENT"])

@@ -29,6 +29,10 @@ _OFFERS_WITH_EVENTS = (sa.select(Offer).options(joinedload(Offer.event))
                        .where(Offer.id.in_(sa.bindparam("offer_ids", expanding=True))))
 _USER_CART = (sa.select(_CART_TABLE.c.offer_id, _CART_TABLE.c.quantity)
               .where(_CART_TABLE.c.user_id == sa.bindparam("user_id")).order_by(_CART_TABLE.c.id))
+# The review page and placing need the cart's offers too: read with it, not in a second statement.
+_USER_CART_WITH_OFFERS = (sa.select(_CART_TABLE.c.quantity, Offer).join(Offer, Offer.id == _CART_TABLE.c.offer_id)
+                          .options(joinedload(Offer.event)).where(_CART_TABLE.c.user_id == sa.bindparam("user_id"))
+                          .order_by(_CART_TABLE.c.id))
 _USER_CART_COUNT = (sa.select(sa.func.coalesce(sa.func.sum(_CART_TABLE.c.quantity), 0))
                     .where(_CART_TABLE.c.user_id == sa.bindparam("user_id")))
 _ADD_LINE = sa.insert(_CART_TABLE)
@@ -105,6 +109,17 @@ def offers_with_events(session: Session, offer_ids) -> dict[int, Offer]:
 
 def load_user_cart(session: Session, user_id: int) -> dict[int, int]:
     return {row.offer_id: row.quantity for row in session.execute(_USER_CART, {"user_id": user_id})}
+
+
+def load_user_cart_with_offers(session: Session, user_id: int) -> tuple[dict[int, int], dict[int, Offer]]:
+    """The cart and its offers (with their events) in one statement. A deleted offer's lines went
+    with it (ON DELETE CASCADE), so every line has its offer."""
+    items: dict[int, int] = {}
+    offers: dict[int, Offer] = {}
+    for quantity, offer in session.execute(_USER_CART_WITH_OFFERS, {"user_id": user_id}):
+        items[offer.id] = quantity
+        offers[offer.id] = offer
+    return items, offers
 
 
 def user_cart_count(session: Session, user_id: int) -> int:
@@ -198,11 +213,14 @@ class CartView:
         return {line.offer.id: line.quantity for line in self.lines}
 
 
-def describe_cart(session: Session, items: Mapping[int, int], *, now: datetime) -> CartView:
-    """One query for all the offers; lines whose offer was deleted disappear."""
+def describe_cart(session: Session, items: Mapping[int, int], *, now: datetime,
+                  offers: Mapping[int, Offer] | None = None) -> CartView:
+    """One query for all the offers (none when `offers` were read with the cart); lines whose
+    offer was deleted disappear."""
     if not items:
         return CartView()
-    offers = offers_with_events(session, items)
+    if offers is None:
+        offers = offers_with_events(session, items)
     view = CartView([CartLine(offers[offer_id], quantity) for offer_id, quantity in items.items()
                      if offer_id in offers])
     seats_wanted: dict[int, int] = {}

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, joinedload, make_transient_to_detached
 
 from app.models import (
     Event,
+    Offer,
     Order,
     OrderLine,
     OrderStatus,
@@ -136,11 +137,14 @@ def _seats_of_orders(session: Session, order_ids: Iterable[int]) -> dict[int, in
 # --------------------------------------------------------------------------- placing
 def place_order(session: Session, *, user: User, items: Mapping[int, int], expected_total_cents: int | None,
                 now: datetime, hold_minutes: int, max_tickets_per_event: int,
-                code_factory: Callable[[], str] = new_order_code) -> Order:
+                code_factory: Callable[[], str] = new_order_code,
+                offers: Mapping[int, Offer] | None = None) -> Order:
     """Turn the cart into a pending order holding its seats for `hold_minutes`, or raise.
 
     `expected_total_cents` is the total the buyer confirmed on the review page: any change
-    (a price, a line) refuses the order rather than charging something else.
+    (a price, a line) refuses the order rather than charging something else. `offers` are the
+    items' offers (with their events) when the caller read them with the cart, just before;
+    they are read here otherwise, and again for any second try.
     """
     if not user.is_verified:
         raise Forbidden("email_not_verified")
@@ -155,7 +159,7 @@ def place_order(session: Session, *, user: User, items: Mapping[int, int], expec
         try:
             return _place_once(session, user=user, items=items, expected_total_cents=expected_total_cents,
                                now=now, hold_minutes=hold_minutes, max_per_event=max_tickets_per_event,
-                               code=code_factory(), check_own_holds=not own_holds_checked)
+                               code=code_factory(), check_own_holds=not own_holds_checked, offers=offers)
         except IntegrityError:  # an order code collision (unique constraint): draw another code
             session.rollback()
             collisions += 1
@@ -171,23 +175,26 @@ def place_order(session: Session, *, user: User, items: Mapping[int, int], expec
             retried_after_expiry = True  # lapsed holds of other buyers may free the seats: once
             if not expire_stale_orders(session, now=now, event_ids=error.params["event_ids"]):
                 raise
+        offers = None  # a second try reads them again (the rollback expired them)
 
 
 class _OwnHoldsLapsed(Exception):
     """The buyer has pending orders whose hold ran out: they are expired before placing."""
 
 
-def _place_once(session: Session, **kwargs) -> Order:
+def _place_once(session: Session, *, offers: Mapping[int, Offer] | None, **kwargs) -> Order:
     try:
-        return _place(session, **kwargs)
+        if offers is None:
+            offers = offers_with_events(session, kwargs["items"])
+        return _place(session, offers=offers, **kwargs)
     except DomainError:
         session.rollback()  # gives back any seat taken so far
         raise
 
 
 def _place(session: Session, *, user: User, items: Mapping[int, int], expected_total_cents: int | None,
-           now: datetime, hold_minutes: int, max_per_event: int, code: str, check_own_holds: bool) -> Order:
-    offers = offers_with_events(session, items)
+           now: datetime, hold_minutes: int, max_per_event: int, code: str, check_own_holds: bool,
+           offers: Mapping[int, Offer]) -> Order:
     seats: dict[int, int] = {}
     tickets: dict[int, int] = {}
     for offer_id, quantity in items.items():

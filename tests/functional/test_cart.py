@@ -17,6 +17,7 @@ from tests.shop import (
     make_event,
     offer_of,
     place_order,
+    reviewed_total,
     seats_taken,
 )
 
@@ -196,6 +197,23 @@ def test_pages_that_show_the_cart_count_it_from_the_rows_they_read(client, auth)
             page = client.get(path)
         assert page.status_code == 200 and "Cart (3)" in text(page)
         assert not [statement for statement in seen if "sum(cart_items.quantity)" in statement]
+
+
+def test_the_cart_pages_and_placing_read_the_cart_with_its_offers_in_one_statement(client, auth):
+    event = make_event()
+    login(auth, client, customer())
+    add_to_cart(client, offer_of(event, "family"), 2)
+    add_to_cart(client, offer_of(make_event(), "solo"), 1)
+    for path in ("/cart/", "/cart/checkout"):
+        with sql_statements(db.engine) as seen:
+            page = client.get(path)
+        assert page.status_code == 200 and "Family" in text(page)
+        assert [s for s in seen if "FROM cart_items JOIN offers" in s] == seen[:1] and len(seen) == 1
+    total = reviewed_total(client)
+    with sql_statements(db.engine) as seen:
+        assert "/orders/" in place_order(client, total).headers["Location"]
+    assert len([s for s in seen if "FROM cart_items JOIN offers" in s]) == 1
+    assert not [s for s in seen if s.startswith("SELECT offers.")]  # not read a second time
 
 
 def test_adding_to_the_cart_reads_the_stored_cart_once(client, auth):

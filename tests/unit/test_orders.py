@@ -176,6 +176,26 @@ def test_order_code_collision_draws_another_code(app):
     assert seats_taken(event.id) == 2
 
 
+def test_offers_read_with_the_cart_serve_the_first_try_only(app):
+    from app.services.cart import load_user_cart_with_offers
+
+    event = make_event()
+    solo = offer_of(event, "solo")
+    user = customer()
+    db.session.add(CartItem(user_id=user.id, offer_id=solo.id, quantity=2))
+    db.session.commit()
+    items, offers = load_user_cart_with_offers(db.session, user.id)
+    assert items == {solo.id: 2} and offers[solo.id].event.id == event.id
+    taken = place(customer(), {solo: 1}).code
+    codes = iter([taken, "GCH-ABCDEF"])
+    total = 2 * offers[solo.id].price_cents
+    with sql_statements(db.engine) as statements:
+        order = place(user, {solo: 2}, total=total, offers=offers, code_factory=lambda: next(codes))
+    offer_reads = [i for i, s in enumerate(statements) if s.startswith("SELECT offers.") and "offers.id IN (" in s]
+    first_insert = next(i for i, s in enumerate(statements) if s.startswith("INSERT INTO orders"))
+    assert order.code == "GCH-ABCDEF" and len(offer_reads) == 1 and offer_reads[0] > first_insert
+
+
 def test_order_codes_that_keep_colliding_give_up_after_three_draws(app):
     from sqlalchemy.exc import IntegrityError
 
