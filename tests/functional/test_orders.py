@@ -1,6 +1,7 @@
 """Orders through HTTP: place, see, pay, list, expire, cancel — and nobody else's order."""
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -9,6 +10,7 @@ from freezegun import freeze_time
 
 from app.extensions import db
 from app.models import Order, Payment, Ticket
+from tests.checkers import sql_statements
 from tests.shop import (
     add_to_cart,
     buy,
@@ -282,10 +284,6 @@ def test_the_order_page_builds_only_the_form_it_shows(client, shopper, monkeypat
 def test_paying_reads_the_buyers_key_with_the_order(client, shopper):
     """Issuing tickets needs the user key, which the signed-in user is loaded without: it comes
     with the order's own read, not from a statement of its own inside the payment."""
-    import hashlib
-
-    from tests.checkers import sql_statements
-
     code = buy(client, (offer_of(make_event(), "duo"), 2))
     db.session.remove()
     client.get("/orders/")  # the user is in the shared cache (without its secrets), as in production
