@@ -36,7 +36,7 @@ def decode_pdf_with_zbar(pdf_path, tmp_path) -> str:
             pytest.skip(f"{binary} missing: apt-get install -y poppler-utils zbar-tools")
     subprocess.run(["pdftoppm", "-r", "150", "-png", "-singlefile", str(pdf_path), str(tmp_path / "page")],
                    check=True, timeout=60)
-    return subprocess.run(["zbarimg", "-q", "--raw", "--nodbus", str(tmp_path / "page.png")],
+    return subprocess.run(["zbarimg", "-q", "--raw", "--nodbus", "-Sdisable", "-Sqrcode.enable", str(tmp_path / "page.png")],
                           capture_output=True, text=True, check=True, timeout=60).stdout.strip()
 
 

@@ -52,7 +52,7 @@ def test_enable_2fa_then_log_in_with_totp_and_with_a_recovery_code(app, page, ar
     if shutil.which("zbarimg"):
         shot = tmp_path / "qr.png"
         page.locator("#totp-qr").screenshot(path=str(shot))
-        decoded = subprocess.run(["zbarimg", "-q", "--raw", "--nodbus", str(shot)],
+        decoded = subprocess.run(["zbarimg", "-q", "--raw", "--nodbus", "-Sdisable", "-Sqrcode.enable", str(shot)],
                                  capture_output=True, text=True, check=True).stdout.strip()
         assert decoded == provisioning_uri(secret, user.email)
     page.screenshot(path=str(artifacts_dir / "two_factor_setup.png"), full_page=True)

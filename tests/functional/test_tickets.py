@@ -59,7 +59,9 @@ def decode_pdf(pdf: bytes, tmp_path) -> tuple[str, str]:
     (tmp_path / "ticket.pdf").write_bytes(pdf)
     subprocess.run(["pdftoppm", "-r", "150", "-png", "-singlefile", str(tmp_path / "ticket.pdf"),
                     str(tmp_path / "page")], check=True, timeout=60)
-    zbar = subprocess.run(["zbarimg", "-q", "--raw", "--nodbus", str(tmp_path / "page.png")],
+    # QR codes only, as below: asked for every format, zbarimg once read a spurious 6-digit code
+    # beside a ticket's QR ("…\n898363", 2026-11-24).
+    zbar = subprocess.run(["zbarimg", "-q", "--raw", "--nodbus", "-Sdisable", "-Sqrcode.enable", str(tmp_path / "page.png")],
                           capture_output=True, text=True, timeout=60, check=False)
     assert zbar.returncode == 0, zbar.stderr
     # QR codes only: asked for every format, zxing-cpp reads a spurious Codabar inside the QR's

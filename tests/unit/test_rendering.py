@@ -70,7 +70,7 @@ def pdf_page_png(pdf, tmp_path, dpi=150):
 
 def zbar(png_path):
     need("zbarimg", "zbar-tools")
-    result = subprocess.run(["zbarimg", "-q", "--raw", "--nodbus", png_path],
+    result = subprocess.run(["zbarimg", "-q", "--raw", "--nodbus", "-Sdisable", "-Sqrcode.enable", png_path],
                             capture_output=True, text=True, timeout=30, check=False)
     assert result.returncode == 0, result.stderr
     return result.stdout.splitlines()
