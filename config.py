@@ -161,6 +161,10 @@ class Config:
     # How long a process reuses the catalogue version it read from the shared cache: its own
     # changes show at once, another instance's within this delay (0 = ask on every page).
     CATALOGUE_VERSION_RECHECK_SECONDS = env_float("CATALOGUE_VERSION_RECHECK_SECONDS", 0.5)
+    # Sales, cancellations and lapsed holds refresh the seat counts together, at most this long
+    # after the change (one Redis write for a burst of sales; 0 = at each sale). Placing an order
+    # re-checks the seats in the database whatever a page showed.
+    CATALOGUE_SEATS_DELAY_SECONDS = env_float("CATALOGUE_SEATS_DELAY_SECONDS", 0.5)
     PAYMENT_RATE_LIMIT = env("PAYMENT_RATE_LIMIT", "20/minute")
     PAYMENT_PROVIDER = env("PAYMENT_PROVIDER", "mock")  # the app-wide provider (app/payments_provider.py)
     # Admin dashboard statistics: a safety net only, every sale, cancellation and check-in invalidates them.
@@ -204,6 +208,7 @@ class TestingConfig(Config):
     REQUIRE_2FA_FOR_STAFF = True
     USER_CACHE_SECONDS = 30
     STATS_CHECK_IN_DELAY_SECONDS = 0  # at once: tests of the delay set it themselves
+    CATALOGUE_SEATS_DELAY_SECONDS = 0
     SENTRY_DSN = None
     PROXY_FIX_X_FOR = 0
     PROXY_FIX_X_PROTO = 0

@@ -5,10 +5,11 @@ bp = Blueprint("offers", __name__)
 
 
 @bp.record_once
-def _hook_cache_invalidation(_state) -> None:
-    from app.offers.cache import register_invalidation_hooks
+def _hook_cache_invalidation(state) -> None:
+    from app.offers.cache import install_seats_bump, register_invalidation_hooks
 
     register_invalidation_hooks()
+    install_seats_bump(state.app)
 
 
 from app.offers import routes  # noqa: F401

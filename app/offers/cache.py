@@ -1,10 +1,14 @@
 """Cached catalogue fragments, invalidated by a version token rather than by deleting keys.
 
 Every fragment key embeds the current catalogue version. A commit that touched an Event or
-an Offer (seen by the ORM) or moved seats (services call `mark_catalogue_changed`) replaces
-the version after the commit, so the next request builds fresh fragments and the old ones
-simply age out. The token is random, so two writers bumping at once can never leave it
-unchanged. The TTL is only a safety net (for sessions that start, i.e. time passing).
+an Offer (seen by the ORM, or noted by `mark_catalogue_changed`) replaces the version after the
+commit, so the next request builds fresh fragments and the old ones simply age out. A commit
+that only moved seats (`mark_seats_moved`: a sale, a cancellation, a lapsed hold) asks for one
+replacement, made by a background thread CATALOGUE_SEATS_DELAY_SECONDS later for all the sales
+of that moment: during an on-sale every sale used to cost a Redis write, and the event page
+rebuilt for the next visitor, to show a seat count that the next sale changed again. The token is
+random, so two writers bumping at once can never leave it unchanged. The TTL is only a safety
+net (for sessions that start, i.e. time passing).
 """
 from __future__ import annotations
 
@@ -15,19 +19,21 @@ from collections.abc import Callable
 from itertools import chain
 
 import sqlalchemy as sa
-from flask import current_app, g, has_request_context, request
+from flask import current_app, g, has_app_context, has_request_context, request
 from flask_login import current_user
 from flask_sqlalchemy.session import Session as FlaskSQLAlchemySession
 from markupsafe import Markup
 
 from app.cart.storage import cart_count
+from app.coalescer import Coalescer
 from app.extensions import cache
 from app.flashes import messages_waiting
 from app.models import Event, Offer
-from app.services.catalogue import CATALOGUE_CHANGED
+from app.services.catalogue import CATALOGUE_CHANGED, SEATS_MOVED
 
 VERSION_KEY = "catalogue:version"
 _VERSION_COPY = "guichet.catalogue_version"  # this process's copy: (version, until), per app
+_SEATS_BUMP = "guichet.catalogue_seats_bump"  # the app's Coalescer for seat moves
 CSRF_PLACEHOLDER = "__CSRF_TOKEN__"
 
 
@@ -107,6 +113,29 @@ def bump_version() -> None:
         current_app.logger.exception("could not bump the catalogue cache version")
 
 
+def bump_version_soon() -> None:
+    """After a commit that only moved seats: one bump for all those of the next
+    CATALOGUE_SEATS_DELAY_SECONDS, from the app's background thread (app/coalescer.py)."""
+    coalescer = current_app.extensions.get(_SEATS_BUMP)
+    if coalescer is None:
+        bump_version()
+    else:
+        coalescer.request()
+
+
+def install_seats_bump(app) -> None:
+    """Give `app` the background bump that `bump_version_soon` asks for (0 s: at once)."""
+    def bump() -> None:
+        if has_app_context():  # at once (no delay): in the request, whose `g` holds the old version
+            bump_version()
+            return
+        with app.app_context():
+            bump_version()
+
+    app.extensions[_SEATS_BUMP] = Coalescer(bump, float(app.config["CATALOGUE_SEATS_DELAY_SECONDS"]),
+                                            name="catalogue-seats-bump")
+
+
 def sees_the_shared_layout() -> bool:
     """Whether this request's layout is the one every first-time visitor gets: signed out, an
     empty cart, no message waiting. The whole page is then the same for all of them (a CSRF
@@ -164,12 +193,16 @@ def _note_orm_changes(session, _flush_context) -> None:
 
 
 def _after_commit(session) -> None:
-    if session.info.pop(CATALOGUE_CHANGED, False):
+    changed, seats_moved = session.info.pop(CATALOGUE_CHANGED, False), session.info.pop(SEATS_MOVED, False)
+    if changed:
         bump_version()
+    elif seats_moved:
+        bump_version_soon()
 
 
 def _after_rollback(session, _previous_transaction) -> None:
     session.info.pop(CATALOGUE_CHANGED, None)
+    session.info.pop(SEATS_MOVED, None)
 
 
 def register_invalidation_hooks() -> None:

@@ -1,7 +1,9 @@
 """The catalogue as customers see it: published sessions that have not started, their offers, seats left.
 
-Writes that change what the catalogue shows call `mark_catalogue_changed(session)`; the web
-layer turns the flag into a cache invalidation once the transaction has committed.
+Writes that change what the catalogue shows call `mark_catalogue_changed(session)`, and sales,
+cancellations and lapsed holds, which only move seats, `mark_seats_moved(session)`; the web layer
+turns the flag into a cache invalidation once the transaction has committed (for seats, one for
+all the sales of a moment: app/offers/cache.py).
 """
 from __future__ import annotations
 
@@ -15,14 +17,20 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 from app.models import Event
 from app.services.errors import NotFound
 
-CATALOGUE_CHANGED = "catalogue_changed"  # key in Session.info
+CATALOGUE_CHANGED = "catalogue_changed"  # keys in Session.info
+SEATS_MOVED = "catalogue_seats_moved"
 FEW_SEATS_RATIO = 0.1
 FEW_SEATS_MINIMUM = 20
 
 
 def mark_catalogue_changed(session: Session) -> None:
-    """Note that this transaction changes events, offers or seats (the cache drops after commit)."""
+    """Note that this transaction changes events or offers (the cache drops after commit)."""
     session.info[CATALOGUE_CHANGED] = True
+
+
+def mark_seats_moved(session: Session) -> None:
+    """Note that this transaction takes or gives back seats (the cache drops a moment after commit)."""
+    session.info[SEATS_MOVED] = True
 
 
 @dataclass(frozen=True)

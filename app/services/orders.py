@@ -36,7 +36,7 @@ from app.models import (
 )
 from app.services import audit, email_jobs
 from app.services.cart import check_quantity, delete_lines, offers_with_events
-from app.services.catalogue import mark_catalogue_changed
+from app.services.catalogue import mark_seats_moved
 from app.services.codes import ORDER_CODE_RE, new_order_code
 from app.services.errors import Conflict, DomainError, Forbidden, NotFound
 from app.services.stats import STATS_UNAFFECTED
@@ -123,7 +123,7 @@ def release_seats(session: Session, seats_by_event: Mapping[int, int]) -> None:
                 sa.update(table).where(table.c.id == event_id, table.c.seats_taken >= seats)
                 .values(seats_taken=table.c.seats_taken - seats)
             )
-    mark_catalogue_changed(session)
+    mark_seats_moved(session)
 
 
 def _seats_of_orders(session: Session, order_ids: Iterable[int]) -> dict[int, int]:
@@ -233,7 +233,7 @@ def _place(session: Session, *, user: User, items: Mapping[int, int], expected_t
     for event_id in sorted(seats):  # last (module doc): a sold-out event rolls all of the above back
         if not take_seats(session, event_id, seats[event_id]):
             raise Conflict("sold_out", event=events[event_id].title, event_ids=[event_id])
-    mark_catalogue_changed(session)
+    mark_seats_moved(session)
     # The caller shows the order it just wrote (to the user who placed it): no need to read them
     # back. The rest (the events whose seats the UPDATE moved) expires as usual.
     commit_keeping_loaded(session, only=[order, *order.lines, user])

@@ -12,6 +12,7 @@ from flask import g, template_rendered
 from app.extensions import cache, db
 from app.models import Event
 from app.offers import cache as catalogue_cache
+from tests.checkers import wait_for
 from tests.shop import buy, customer, login, make_event, offer_of, pay
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -164,6 +165,32 @@ def test_seats_left_are_right_just_after_a_purchase(client, auth):
     pay(client, code)
     client.post(f"/orders/{code}/cancel")
     assert "50 seats left" in text(client.get(f"/events/{event.slug}"))
+
+
+@pytest.mark.app_config(CATALOGUE_SEATS_DELAY_SECONDS=2.0)
+def test_sales_refresh_the_seat_counts_together_a_moment_later_and_edits_at_once(app, client, auth, monkeypatch):
+    """CATALOGUE_SEATS_DELAY_SECONDS: a sale asks for a version bump that a background thread
+    makes a moment later, one for the sales of that moment; an edit still bumps at once."""
+    event = make_event(capacity=50)
+    bumps = []
+    real_set = cache.set
+    monkeypatch.setattr(cache, "set", lambda key, *a, **k: (
+        bumps.append(1) if key == catalogue_cache.VERSION_KEY else None, real_set(key, *a, **k))[1])
+    assert "50 seats left" in text(client.get(f"/events/{event.slug}"))
+    login(auth, client, customer())
+    buy(client, (offer_of(event, "solo"), 1))
+    assert bumps == []  # not in the placing request
+    assert "50 seats left" in text(client.get(f"/events/{event.slug}"))  # the page of a moment ago
+    buy(client, (offer_of(event, "duo"), 1))
+    assert wait_for(lambda: not app.extensions["guichet.catalogue_seats_bump"]._pending.is_set() and bumps, 10)
+    assert len(bumps) == 1  # both sales, one bump
+    g.pop("catalogue_version", None)  # a server starts each request with a fresh `g`
+    assert "47 seats left" in text(client.get(f"/events/{event.slug}"))
+
+    event.title = "Renamed Session"
+    db.session.commit()
+    assert len(bumps) == 2
+    assert "Renamed Session" in text(client.get(f"/events/{event.slug}"))
 
 
 def test_edits_to_events_and_offers_invalidate_the_cache(client):

@@ -103,6 +103,15 @@ def test_mark_catalogue_changed_sets_the_session_flag(app):
     assert catalogue.CATALOGUE_CHANGED not in db.session.info
 
 
+def test_mark_seats_moved_sets_its_own_flag(app):
+    db.session.execute(sa.select(1))
+    catalogue.mark_seats_moved(db.session)
+    assert db.session.info[catalogue.SEATS_MOVED] is True
+    assert catalogue.CATALOGUE_CHANGED not in db.session.info
+    db.session.rollback()
+    assert catalogue.SEATS_MOVED not in db.session.info
+
+
 def test_the_demo_programme_is_a_realistic_catalogue(app):
     from app.services.demo import load_demo_events
 
