@@ -67,14 +67,16 @@ def _order_query():
 # half of its CPU (bench/README.md, "Statements built once").
 _ORDER_BY_CODE = _order_query().where(Order.code == sa.bindparam("code"))
 _ORDER_BY_CODE_FOR_USER = _ORDER_BY_CODE.where(Order.user_id == sa.bindparam("user_id"))
-# Paying issues tickets, which need the buyer's user key: read with the order, not on its own
-# inside the payment's transaction (the signed-in user is loaded without its secrets).
-_ORDER_BY_CODE_FOR_PAYMENT = _ORDER_BY_CODE_FOR_USER.options(joinedload(Order.user).load_only(User.user_key))
+# Paying issues tickets, which need the buyer's user key and name: read with the order, not on
+# their own inside the payment (the signed-in user is loaded without its secrets, and a user
+# loaded before a commit would read its expired name back, a statement per column).
+_ORDER_BY_CODE_FOR_PAYMENT = _ORDER_BY_CODE_FOR_USER.options(
+    joinedload(Order.user).load_only(User.user_key, User.first_name, User.last_name))
 
 
 def get_order_for_user(session: Session, code: str, user_id: int, *, for_payment: bool = False) -> Order:
     """The order with this code if it belongs to the user; NotFound otherwise (no hint either way).
-    `for_payment` also reads the user's key, which issuing the tickets needs."""
+    `for_payment` also reads the user's key and name, which issuing the tickets needs."""
     code = (code or "").strip().upper()
     if not ORDER_CODE_RE.fullmatch(code):
         raise NotFound()

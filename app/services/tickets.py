@@ -24,10 +24,18 @@ _INSERT_TICKETS = sa.insert(Ticket.__table__)  # built once: one INSERT for all 
 
 def issue_tickets(session: Session, order: Order, *, now: datetime) -> int:
     """Create the tickets of a paid order, in the caller's transaction (no commit); how many.
+    The order and its lines must already be in the database (their ids are written)."""
+    rows = new_ticket_rows(order, now=now)
+    if rows:
+        session.execute(_INSERT_TICKETS, rows)
+    return len(rows)
+
+
+def new_ticket_rows(order: Order, *, now: datetime) -> list[dict]:
+    """The rows of a paid order's tickets, one per unit bought (the `tickets` table's columns).
 
     Each ticket gets its own purchase key; only SHA-256(user key ‖ purchase key) is stored
     beside it, never the user key, so a stolen tickets table cannot mint valid QR codes.
-    The order and its lines must already be in the database (their ids are written).
     """
     user = order.user
     rows = []
@@ -41,9 +49,7 @@ def issue_tickets(session: Session, order: Order, *, now: datetime) -> int:
                 "purchase_key": purchase_key, "key_digest": double_key_digest(user.user_key, purchase_key),
                 "issued_at": now,
             })
-    if rows:
-        session.execute(_INSERT_TICKETS, rows)
-    return len(rows)
+    return rows
 
 
 # --- reading ----------------------------------------------------------------

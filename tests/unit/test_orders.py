@@ -1,6 +1,8 @@
 """Order services without HTTP: placing (seats, total, limit, codes), expiry, payment, cancellation."""
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -14,7 +16,9 @@ from app.services.codes import ORDER_CODE_RE
 from app.services.errors import Conflict, DomainError, Forbidden
 from app.services.payments import CardDetails, MockProvider
 from tests.checkers import orm_flushes, sql_statements
+from tests.conftest import TEST_DATABASE_URL
 from tests.shop import customer, make_event, offer_of, seats_taken
+from tests.wire_trace import WireTrace
 
 HOLD = 15
 LIMIT = 10
@@ -353,19 +357,73 @@ def test_paying_reads_the_order_once(app):
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Ticket).where(Ticket.order_id == order.id)) == 2
 
 
-def test_paying_writes_its_rows_with_one_insert_each_and_no_orm_flush(app):
-    """The payment, the tickets (all of them in one statement), the audit event and the email job
-    are plain INSERTs: no unit of work to flush."""
+def test_paying_writes_its_rows_without_the_orm_in_one_statement_on_postgresql_one_each_elsewhere(app):
+    """The payment, the tickets (all of them at once), the audit event and the email job are plain
+    INSERTs, no unit of work to flush: on PostgreSQL in the one statement that marks the order
+    paid, alone in autocommit (no BEGIN, no COMMIT: one round trip); elsewhere one INSERT each."""
     event = make_event()
     order = place(customer(), {offer_of(event, "duo"): 2, offer_of(event, "solo"): 1})
-    order = orders.get_order_for_user(db.session, order.code, order.user_id)
-    with orm_flushes(db.session) as flushes, sql_statements(db.engine) as seen:
+    order = orders.get_order_for_user(db.session, order.code, order.user_id, for_payment=True)  # as the view does
+    on_postgresql = db.engine.dialect.name == "postgresql"
+    wire = WireTrace(db.engine) if on_postgresql else None
+    with orm_flushes(db.session) as flushes, sql_statements(db.engine) as seen, \
+            (wire.recording() if wire else contextlib.nullcontext()):
         assert pay(order, MockProvider()).paid_now
-    inserts = [re.match(r"\s*INSERT INTO (\w+)", s, re.IGNORECASE).group(1) for s in seen
-               if re.match(r"\s*INSERT\b", s, re.IGNORECASE)]
-    assert sorted(inserts) == ["audit_events", "email_jobs", "payments", "tickets"]
+    writes = [s for s in seen if not re.match(r"\s*(SELECT|COMMIT)\b", s, re.IGNORECASE)]
+    if on_postgresql:
+        statement, = writes
+        assert statement.lstrip().startswith("WITH paid AS (\n    UPDATE orders")
+        assert sorted(re.findall(r"INSERT INTO (\w+)", statement)) == ["audit_events", "email_jobs", "payments",
+                                                                       "tickets"]
+        assert wire.sql() == ["WITH"]
+    else:
+        inserts = [re.match(r"\s*INSERT INTO (\w+)", s, re.IGNORECASE).group(1) for s in writes
+                   if re.match(r"\s*INSERT\b", s, re.IGNORECASE)]
+        assert sorted(inserts) == ["audit_events", "email_jobs", "payments", "tickets"]
     assert flushes == []
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Ticket).where(Ticket.order_id == order.id)) == 3
+
+
+@pytest.mark.skipif(not TEST_DATABASE_URL, reason="set TEST_DATABASE_URL: the one-statement payment is PostgreSQL's")
+def test_paying_in_one_statement_writes_the_rows_the_one_by_one_writes_do(app, monkeypatch):
+    """Two orders alike, one paid each way, on PostgreSQL: every column of every row they write
+    matches, but for what must differ (ids, codes, keys, the transaction id)."""
+    event = make_event()
+    buyer = customer()
+    lines = {offer_of(event, "duo"): 2, offer_of(event, "solo"): 1}
+    codes = [place(buyer, lines).code, place(buyer, lines).code]
+    at = now()
+    for code, way in zip(codes, ("one_by_one", "in_one_statement"), strict=True):
+        with monkeypatch.context() as patch:
+            patch.setattr(checkout, "_record_paid_in_one_statement", getattr(checkout, f"_record_paid_{way}"))
+            order = orders.get_order_for_user(db.session, code, buyer.id, for_payment=True)
+            assert pay(order, MockProvider(), at=at).paid_now
+    db.session.expire_all()
+    ids = [db.session.scalar(sa.select(Order.id).where(Order.code == code)) for code in codes]
+
+    def rows(model, order_id, *, differ=(), order_by="id"):
+        table = model.__table__
+        found = db.session.execute(sa.select(table).where(table.c.order_id == order_id)
+                                   .order_by(table.c[order_by])).mappings().all()
+        return [{k: v for k, v in row.items() if k not in {"id", "order_id", *differ}} for row in found]
+
+    by_one, in_one = ids
+    assert rows(Payment, by_one, differ={"transaction_id"}) == rows(Payment, in_one, differ={"transaction_id"})
+    assert rows(EmailJob, by_one) == rows(EmailJob, in_one)
+    ticket_differ = {"number", "order_line_id", "purchase_key", "key_digest"}
+    assert rows(Ticket, by_one, differ=ticket_differ) == rows(Ticket, in_one, differ=ticket_differ)
+    assert len(rows(Ticket, in_one)) == 3
+    orders_paid = [db.session.execute(sa.select(Order.status, Order.paid_at).where(Order.id == i)).one() for i in ids]
+    assert orders_paid[0] == orders_paid[1] == ("paid", at)
+    audits = [db.session.execute(sa.select(AuditEvent).where(AuditEvent.type == "order_paid",
+                                                             AuditEvent.details["order"].as_string() == code)
+                                 ).scalar_one() for code in codes]
+    assert [(a.actor_id, a.subject_user_id, a.ip_address) for a in audits] == [(buyer.id, buyer.id, None)] * 2
+    assert [{k: v for k, v in a.details.items() if k != "order"} for a in audits] == [
+        {"amount_cents": audits[0].details["amount_cents"], "tickets": 3}] * 2
+    tickets = db.session.scalars(sa.select(Ticket).where(Ticket.order_id == in_one).order_by(Ticket.id)).all()
+    assert [t.number for t in tickets] == [f"{codes[1]}-{i:02d}" for i in range(1, 4)]
+    assert all(t.key_digest == hashlib.sha256(buyer.user_key + t.purchase_key).digest() for t in tickets)
 
 
 def test_a_purchase_runs_statements_built_once(app):
