@@ -169,9 +169,10 @@ class Config:
     PAYMENT_PROVIDER = env("PAYMENT_PROVIDER", "mock")  # the app-wide provider (app/payments_provider.py)
     # Admin dashboard statistics: a safety net only, every sale, cancellation and check-in invalidates them.
     STATS_CACHE_SECONDS = env_int("STATS_CACHE_SECONDS", 300)
-    # Check-ins at the gates invalidate them together, at most this long after the scan (one
-    # Redis write per burst instead of one per scan); sales and cancellations at once.
-    STATS_CHECK_IN_DELAY_SECONDS = env_float("STATS_CHECK_IN_DELAY_SECONDS", 0.25)
+    # Check-ins at the gates and customers' payments invalidate them together, at most this long
+    # after the change (one Redis write per burst instead of one per scan or sale); cancellations
+    # and administrators' changes at once.
+    STATS_REFRESH_DELAY_SECONDS = env_float("STATS_REFRESH_DELAY_SECONDS", 0.25)
     INVITATION_DAYS = env_int("INVITATION_DAYS", 7)
     PASSWORD_RESET_MINUTES = 20
     EMAIL_VERIFICATION_HOURS = env_int("EMAIL_VERIFICATION_HOURS", 48)
@@ -207,7 +208,7 @@ class TestingConfig(Config):
     RATELIMIT_ENABLED = True
     REQUIRE_2FA_FOR_STAFF = True
     USER_CACHE_SECONDS = 30
-    STATS_CHECK_IN_DELAY_SECONDS = 0  # at once: tests of the delay set it themselves
+    STATS_REFRESH_DELAY_SECONDS = 0  # at once: tests of the delay set it themselves
     CATALOGUE_SEATS_DELAY_SECONDS = 0
     SENTRY_DSN = None
     PROXY_FIX_X_FOR = 0

@@ -16,7 +16,7 @@ real check-in to a bare Flask app, so the rungs show what each layer costs under
                             scan record, through the SQLAlchemy session
     LADDER_RUNG=services    + the bearer token, as the API view calls the services: checked in
                             the same statement (`check_in_by_token`), and the statistics
-                            version bump shared by the scans of STATS_CHECK_IN_DELAY_SECONDS
+                            version bump shared by the scans of STATS_REFRESH_DELAY_SECONDS
 
 None of the app's extensions, hooks or middlewares is loaded: the real endpoint (the last rung,
 measured on the app itself) adds those. The settings come from the bench server's environment
@@ -152,7 +152,7 @@ else:
     steward_id = int(os.environ.get("LADDER_STAFF_ID", "0"))
 
     bump_soon = Coalescer(lambda: bump_stats_version(cache),
-                          float(os.environ.get("STATS_CHECK_IN_DELAY_SECONDS", "0.25")))
+                          float(os.environ.get("STATS_REFRESH_DELAY_SECONDS", "0.25")))
 
     @app.post("/tickets/api/check-in")
     def services():

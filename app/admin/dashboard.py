@@ -2,8 +2,9 @@
 
 Statistics come from app/services/stats.py. They are invalidated in one place: a SQLAlchemy
 session hook installed here notices every committed sale, cancellation, check-in or catalogue
-change, whoever makes it, and bumps the stats version: at once, or for check-ins (noted "soon"
-by the check-in service) once per STATS_CHECK_IN_DELAY_SECONDS for all of them.
+change, whoever makes it, and bumps the stats version: at once, or for check-ins and customers'
+payments (noted "soon" by the check-in and payment services) once per STATS_REFRESH_DELAY_SECONDS
+for all of them.
 
 Cached under that version, so never stale: the statistics section rendered as HTML (one
 entry per set of filters and per version of its template) and the catalogue overview (the
@@ -88,8 +89,8 @@ def bump_stats_cache() -> None:
 
 
 def bump_stats_cache_soon() -> None:
-    """Called after a commit that only checked tickets in: one bump for the scans of the next
-    STATS_CHECK_IN_DELAY_SECONDS, from this app's background thread (app/coalescer.py)."""
+    """Called after a commit that only checked tickets in or paid an order: one bump for those of
+    the next STATS_REFRESH_DELAY_SECONDS, from this app's background thread (app/coalescer.py)."""
     if has_app_context():
         current_app.extensions[_SOON].request()
 
@@ -107,8 +108,8 @@ def _bump_for(app) -> Callable[[], None]:
 @bp.record_once
 def _install_stats_invalidation(state) -> None:
     app = state.app
-    app.extensions[_SOON] = Coalescer(_bump_for(app), app.config["STATS_CHECK_IN_DELAY_SECONDS"],
-                                      name="stats-check-in-bump")
+    app.extensions[_SOON] = Coalescer(_bump_for(app), app.config["STATS_REFRESH_DELAY_SECONDS"],
+                                      name="stats-bump")
     install_stats_invalidation(db.session, bump_stats_cache, bump_stats_cache_soon)
 
 

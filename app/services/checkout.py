@@ -21,7 +21,7 @@ from app.services import audit, email_jobs
 from app.services.errors import Conflict, DomainError
 from app.services.orders import expire_stale_orders, new_idempotency_key
 from app.services.payments import CardDetails, ChargeResult, PaymentProvider
-from app.services.stats import note_stats_change
+from app.services.stats import allow_stats_refresh_soon, note_stats_change
 from app.services.tickets import issue_tickets, new_ticket_rows
 from app.services.transactions import commit_keeping_loaded
 
@@ -158,8 +158,10 @@ def _record_success(session: Session, order: Order, result: ChargeResult, *, now
     record_paid = (_record_paid_in_one_statement if session.get_bind().dialect.name == "postgresql"
                    else _record_paid_one_by_one)
     if record_paid(session, order, result, now=now, ip_address=ip_address):
-        # This request paid it: it alone recorded the charge and issued the tickets.
+        # This request paid it: it alone recorded the charge and issued the tickets. The sales
+        # dashboard shows it with the other sales of that moment (STATS_REFRESH_DELAY_SECONDS).
         session.expire(order, ["status", "paid_at"])
+        allow_stats_refresh_soon(session)
         session.commit()
         return PaymentOutcome(order, paid_now=True)
 

@@ -211,6 +211,50 @@ def test_placing_an_order_is_not_a_sale_and_paying_it_is(app, commits):
     assert commits == [True]
 
 
+@pytest.fixture
+def when(app):
+    """Records each reported commit as "now" or "soon" (the delayed, shared replacement)."""
+    seen = []
+    stats.install_stats_invalidation(db.session, lambda: seen.append("now"), lambda: seen.append("soon"))
+    yield seen
+    from app.admin.dashboard import bump_stats_cache, bump_stats_cache_soon
+
+    stats.install_stats_invalidation(db.session, bump_stats_cache, bump_stats_cache_soon)
+
+
+def test_a_customers_payment_is_reported_soon_and_a_cancellation_at_once(app, when):
+    from app.services import checkout, orders
+    from app.services.payments import CardDetails, MockProvider
+    from tests.shop import customer, make_event, offer_of
+
+    solo, buyer = offer_of(make_event(), "solo"), customer()
+    now = datetime.now(UTC)
+    order = orders.place_order(db.session, user=buyer, items={solo.id: 1}, expected_total_cents=solo.price_cents,
+                               now=now, hold_minutes=15, max_tickets_per_event=10)
+    when.clear()
+    card = CardDetails(number="4242424242424242", exp_month=12, exp_year=now.year + 2, cvv="123", holder="Ada")
+    assert checkout.pay_order(db.session, order, card, provider=MockProvider(), now=now).paid_now
+    assert when == ["soon"]
+    orders.cancel_order(db.session, order, actor_id=buyer.id, now=now, provider=MockProvider())
+    assert when == ["soon", "now"]
+
+
+def test_allowing_a_later_refresh_lasts_one_transaction(sales, when):
+    stats.allow_stats_refresh_soon(db.session)
+    sales.athletics.capacity = 500
+    db.session.commit()
+    assert when == ["soon"]
+    sales.athletics.capacity = 600
+    db.session.commit()
+    assert when == ["soon", "now"]
+    db.session.execute(sa.select(1))  # services allow it inside their transaction
+    stats.allow_stats_refresh_soon(db.session)
+    db.session.rollback()  # forgotten with the transaction
+    sales.athletics.capacity = 700
+    db.session.commit()
+    assert when == ["soon", "now", "now"]
+
+
 def test_a_rolled_back_change_is_not_reported(sales, commits):
     sales.athletics.capacity = 500
     db.session.flush()
