@@ -12,6 +12,11 @@ until commit, so the count that follows sees every order committed before.
 
 The event rows come last, just before the commit: every buyer of an event waits for its row,
 so it is held for one statement and the commit, not for the order's inserts as well.
+
+On PostgreSQL a cart of one event (every order of an on-sale) is written by one statement after
+the buyer's lock: the count, the order and its lines, the cart's lines taken out, and last the
+seat UPDATE, in data-modifying CTEs (`_PLACE_FOR_ONE_EVENT`). Four round trips fewer; the same
+rows, order and locks as the statements one by one, which SQLite and carts of several events use.
 """
 from __future__ import annotations
 
@@ -34,6 +39,7 @@ from app.models import (
     Ticket,
     User,
 )
+from app.models.base import UTCDateTime
 from app.services import audit, email_jobs
 from app.services.cart import check_quantity, delete_lines, offers_with_events
 from app.services.catalogue import mark_seats_moved
@@ -216,30 +222,102 @@ def _place(session: Session, *, user: User, items: Mapping[int, int], expected_t
 
     if _serialise_buyer(session, user.id, now) and check_own_holds:
         raise _OwnHoldsLapsed()
-    held = _tickets_held(session, user.id)
-    for event_id in sorted(tickets):
-        already = held.get(event_id, 0)
-        if already + tickets[event_id] > max_per_event:
-            raise Conflict("ticket_limit_reached", limit=max_per_event, held=already,
-                           left=max(max_per_event - already, 0), event=events[event_id].title)
-
-    order = _insert_order(
-        session,
-        {"code": code, "user_id": user.id, "status": PENDING, "total_cents": total, "currency": "EUR",
-         "created_at": now, "expires_at": now + timedelta(minutes=hold_minutes),
-         "idempotency_key": new_idempotency_key()},
-        [{"offer_id": offer_id, "event_id": offers[offer_id].event_id, "quantity": quantity,
-          "persons": offers[offer_id].persons, "unit_price_cents": offers[offer_id].price_cents}
-         for offer_id, quantity in items.items()])
-    delete_lines(session, user.id, items)
-    for event_id in sorted(seats):  # last (module doc): a sold-out event rolls all of the above back
-        if not take_seats(session, event_id, seats[event_id]):
-            raise Conflict("sold_out", event=events[event_id].title, event_ids=[event_id])
+    values = {"code": code, "user_id": user.id, "status": PENDING, "total_cents": total, "currency": "EUR",
+              "created_at": now, "expires_at": now + timedelta(minutes=hold_minutes),
+              "idempotency_key": new_idempotency_key()}
+    lines = [{"offer_id": offer_id, "event_id": offers[offer_id].event_id, "quantity": quantity,
+              "persons": offers[offer_id].persons, "unit_price_cents": offers[offer_id].price_cents}
+             for offer_id, quantity in items.items()]
+    if len(seats) == 1 and session.connection().dialect.name == "postgresql":
+        (event_id, event_seats), = seats.items()
+        order = _write_order_for_one_event(session, values, lines, event_id=event_id, seats=event_seats,
+                                           tickets=tickets[event_id], max_per_event=max_per_event,
+                                           title=events[event_id].title)
+    else:
+        order = _write_order_one_by_one(session, values, lines, seats, tickets, events, max_per_event)
     mark_seats_moved(session)
     # The caller shows the order it just wrote (to the user who placed it): no need to read them
     # back. The rest (the events whose seats the UPDATE moved) expires as usual.
     commit_keeping_loaded(session, only=[order, *order.lines, user])
     return order
+
+
+def _write_order_one_by_one(session: Session, values: dict, lines: list[dict], seats: dict[int, int],
+                            tickets: dict[int, int], events: dict[int, Event], max_per_event: int) -> Order:
+    """Any database, any number of events: the limit counted, the order and its lines written, the
+    cart emptied of them, then the seats taken one event at a time (module doc)."""
+    held = _tickets_held(session, values["user_id"])
+    for event_id in sorted(tickets):
+        _check_limit(held.get(event_id, 0), tickets[event_id], max_per_event, events[event_id].title)
+    order = _insert_order(session, values, lines)
+    delete_lines(session, values["user_id"], [line["offer_id"] for line in lines])
+    for event_id in sorted(seats):  # last (module doc): a sold-out event rolls all of the above back
+        if not take_seats(session, event_id, seats[event_id]):
+            raise Conflict("sold_out", event=events[event_id].title, event_ids=[event_id])
+    return order
+
+
+def _check_limit(held: int, wanted: int, max_per_event: int, title: str) -> None:
+    if held + wanted > max_per_event:
+        raise Conflict("ticket_limit_reached", limit=max_per_event, held=held, left=max(max_per_event - held, 0),
+                       event=title)
+
+
+# PostgreSQL, a cart of one event (an on-sale's every order): what `_write_order_one_by_one` does,
+# in one statement after the buyer's lock, so the count sees every order committed before it.
+# The buyer's tickets are counted over all their orders, then for the event (MATERIALIZED: see
+# _TICKETS_HELD). The order is written only within the limit; the seat UPDATE comes last, its
+# WHERE reading the other CTEs so that they have run before it locks the event's row (module doc);
+# it takes the seats only if the order was written. A refusal (limit, sold out) leaves something
+# to roll back only in the second case, as before.
+_PLACE_FOR_ONE_EVENT = sa.text("""
+WITH held_by_event AS MATERIALIZED (
+    SELECT l.event_id, sum(l.quantity) AS tickets
+    FROM order_lines l JOIN orders o ON o.id = l.order_id
+    WHERE o.user_id = :user_id AND o.status IN (:pending, :paid)
+    GROUP BY l.event_id
+), held AS (
+    SELECT coalesce((SELECT tickets FROM held_by_event WHERE event_id = :event_id), 0) AS tickets
+), new_order AS (
+    INSERT INTO orders (code, user_id, status, total_cents, currency, created_at, expires_at, idempotency_key)
+    SELECT :code, :user_id, :pending, :total_cents, :currency, :created_at, :expires_at, :idempotency_key
+    FROM held WHERE held.tickets + :tickets <= :max_per_event
+    RETURNING id
+), new_lines AS (
+    INSERT INTO order_lines (order_id, offer_id, event_id, quantity, persons, unit_price_cents)
+    SELECT new_order.id, l.offer_id, :event_id, l.quantity, l.persons, l.unit_price_cents
+    FROM new_order CROSS JOIN unnest(CAST(:offer_ids AS integer[]), CAST(:quantities AS integer[]),
+                                     CAST(:persons AS integer[]), CAST(:unit_prices AS integer[]))
+         AS l(offer_id, quantity, persons, unit_price_cents)
+    RETURNING id, offer_id
+), emptied AS (
+    DELETE FROM cart_items
+    WHERE user_id = :user_id AND offer_id = ANY(CAST(:offer_ids AS integer[])) AND EXISTS (SELECT FROM new_order)
+    RETURNING id
+), taken AS (
+    UPDATE events SET seats_taken = seats_taken + :seats
+    WHERE id = :event_id AND seats_taken + :seats <= capacity
+      AND (SELECT count(*) FROM new_lines) > 0 AND (SELECT count(*) FROM emptied) >= 0
+    RETURNING id
+)
+SELECT (SELECT tickets FROM held), (SELECT id FROM new_order), (SELECT count(*) FROM taken),
+       (SELECT array_agg(id) FROM new_lines), (SELECT array_agg(offer_id) FROM new_lines)
+""").bindparams(sa.bindparam("created_at", type_=UTCDateTime()), sa.bindparam("expires_at", type_=UTCDateTime()))
+
+
+def _write_order_for_one_event(session: Session, values: dict, lines: list[dict], *, event_id: int, seats: int,
+                               tickets: int, max_per_event: int, title: str) -> Order:
+    """PostgreSQL: `_PLACE_FOR_ONE_EVENT`; the order written, as `_insert_order` hands it back."""
+    held, order_id, taken, line_ids, line_offers = session.execute(_PLACE_FOR_ONE_EVENT, {
+        **values, "pending": PENDING, "paid": PAID, "event_id": event_id, "seats": seats, "tickets": tickets,
+        "max_per_event": max_per_event, "offer_ids": [line["offer_id"] for line in lines],
+        "quantities": [line["quantity"] for line in lines], "persons": [line["persons"] for line in lines],
+        "unit_prices": [line["unit_price_cents"] for line in lines]}).one()
+    _check_limit(int(held), tickets, max_per_event, title)
+    if not taken:
+        raise Conflict("sold_out", event=title, event_ids=[event_id])
+    line_id_of = dict(zip(line_offers, line_ids, strict=True))
+    return _order_as_written(session, order_id, values, [line_id_of[line["offer_id"]] for line in lines], lines)
 
 
 # A pending order and its lines sell nothing yet: their INSERTs leave the statistics as they are.
@@ -254,6 +332,11 @@ def _insert_order(session: Session, values: dict, lines: list[dict]) -> Order:
     just read: no unit of work to flush, and nothing to read back for the page that shows them."""
     order_id = session.execute(_INSERT_ORDER, values).scalar_one()
     line_ids = session.execute(_INSERT_LINES, [line | {"order_id": order_id} for line in lines]).scalars().all()
+    return _order_as_written(session, order_id, values, line_ids, lines)
+
+
+def _order_as_written(session: Session, order_id: int, values: dict, line_ids: list[int], lines: list[dict]) -> Order:
+    """ORM objects for an order and its lines just written, attached as if just read."""
     order = Order(id=order_id, paid_at=None, cancelled_at=None, **values)
     order.lines = [OrderLine(id=line_id, order_id=order_id, **line) for line_id, line in zip(line_ids, lines)]
     for written in (order, *order.lines):

@@ -62,3 +62,38 @@ def test_the_ticket_limit_reads_the_buyers_orders_not_the_events_sales(app):
 
         assert order_service._tickets_held(db.session, buyer.id) == {on_sale.event_id: 2}
         assert rows_scanned(order_service._TICKETS_HELD, {"user_id": buyer.id}) <= 10
+
+
+@on_postgres
+def test_placing_for_one_event_counts_from_the_buyers_orders_too(app):
+    """PostgreSQL places a one-event cart in one statement (`_PLACE_FOR_ONE_EVENT`), whose count
+    must start from the buyer's orders as `_TICKETS_HELD` does. Run here over the limit, so it
+    writes nothing: what it scans is the count, the guards on the writes and the event's row."""
+    from datetime import UTC, datetime, timedelta
+
+    with app.app_context():
+        earlier, on_sale = OfferFactory(), OfferFactory(event=EventFactory(capacity=1000))
+        buyer, others = UserFactory(), [UserFactory() for _ in range(50)]
+        db.session.commit()
+        other_ids = [user.id for user in others]
+        bulk_orders("PAST", other_ids, earlier.id, 20_000, OrderStatus.PAID.value)
+        db.session.execute(sa.text("ANALYZE orders; ANALYZE order_lines"))
+        bulk_orders("RUSH", other_ids, on_sale.id, 400, OrderStatus.PENDING.value)
+        make_order(buyer, [(on_sale, 2)], status=OrderStatus.PENDING.value, tickets=False)
+        now = datetime.now(UTC)
+        params = {"code": "GCH-PLAN01", "user_id": buyer.id, "status": "pending", "total_cents": 5000,
+                  "currency": "EUR", "created_at": now, "expires_at": now + timedelta(minutes=15),
+                  "idempotency_key": "plan-key", "pending": "pending", "paid": "paid", "event_id": on_sale.event_id,
+                  "seats": 1, "tickets": 1, "max_per_event": 2, "offer_ids": [on_sale.id], "quantities": [1],
+                  "persons": [1], "unit_prices": [5000]}
+        statement = sa.text("EXPLAIN (ANALYZE, FORMAT JSON) " + order_service._PLACE_FOR_ONE_EVENT.text)
+        plan = db.session.execute(statement, params).scalar_one()
+        db.session.rollback()
+
+        def scanned(node) -> int:
+            own = node["Actual Rows"] * node["Actual Loops"] if "Scan" in node["Node Type"] else 0
+            return own + sum(scanned(child) for child in node.get("Plans", []))
+
+        assert scanned((json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]) <= 10
+        assert db.session.execute(order_service._PLACE_FOR_ONE_EVENT, params).one()[:3] == (2, None, 0)
+        db.session.rollback()
