@@ -113,14 +113,21 @@ def test_the_per_account_limit_holds_when_one_account_orders_from_parallel_sessi
         sessions.append(browser)
     assert add_to_cart(sessions[0], offer_of(event, "solo"), 4).status_code == 303  # the account's cart
 
-    counted = order_service._tickets_held
+    counted, serialise = order_service._tickets_held, order_service._serialise_buyer
 
     def slow_count(*args, **kwargs):
         held = counted(*args, **kwargs)
         time.sleep(0.3)  # widen the gap between counting and committing: a missing lock would show
         return held
 
+    def late_lock(*args, **kwargs):
+        time.sleep(0.3)  # every session has read the cart's 4 tickets before the first places them
+        return serialise(*args, **kwargs)
+
+    # PostgreSQL counts inside the statement that places a one-event cart (no `_tickets_held`): there,
+    # with every session holding the cart, a missing lock would let them all count 0 or 4 at once.
     monkeypatch.setattr(order_service, "_tickets_held", slow_count)
+    monkeypatch.setattr(order_service, "_serialise_buyer", late_lock)
     results = race(sessions, lambda browser: placement(browser, 4 * 5000))
 
     assert all(status < 500 and page_status == 200 for status, _, page_status, _ in results), \
