@@ -103,9 +103,13 @@ def get_order(session: Session, code: str) -> Order:
     return order
 
 
+_ORDERS_OF_USER = (_order_query().where(Order.user_id == sa.bindparam("user_id"))
+                   .order_by(Order.created_at.desc(), Order.id.desc()))
+
+
 def list_orders_for_user(session: Session, user_id: int) -> list[Order]:
-    query = _order_query().where(Order.user_id == user_id).order_by(Order.created_at.desc(), Order.id.desc())
-    return list(session.scalars(query).unique())
+    """The user's orders, newest first, each with its lines and payments (the "My orders" page)."""
+    return list(session.scalars(_ORDERS_OF_USER, {"user_id": user_id}).unique())
 
 
 # --------------------------------------------------------------------------- seats

@@ -485,7 +485,7 @@ def test_paying_in_one_statement_writes_the_rows_the_one_by_one_writes_do(app, m
 
 def test_a_purchase_runs_statements_built_once(app):
     """Building a statement and its cache key on every call cost about as much as running it:
-    the second buyer's purchase runs the very statement objects the first one ran."""
+    the second buyer's purchase (and their orders list) runs the very statement objects the first one ran."""
     from app.services import cart
 
     event = make_event(capacity=50)
@@ -509,6 +509,7 @@ def test_a_purchase_runs_statements_built_once(app):
             order = orders.get_order_for_user(db.session, placed.code, user.id)
             assert pay(order, MockProvider(), at=at).paid_now
             assert orders.get_order_for_user(db.session, placed.code, user.id).is_paid
+            assert [o.code for o in orders.list_orders_for_user(db.session, user.id)] == [placed.code]
         finally:
             sa.event.remove(db.session, "do_orm_execute", on_execute)
         return built
