@@ -9,7 +9,12 @@ from flask_login import current_user
 from app.access import ANYONE, CUSTOMER, allow
 from app.cart import bp
 from app.cart.forms import AddToCartForm, QuantityForm
-from app.cart.storage import cart_items, cart_with_offers, save_cart_items
+from app.cart.storage import (
+    cart_items,
+    cart_with_offers,
+    offer_and_cart_items,
+    save_cart_items,
+)
 from app.extensions import db
 from app.flashes import flash
 from app.messages import message_for
@@ -45,8 +50,8 @@ def add_item():
         flash(message_for("quantity_invalid"), "danger")
         return redirect(url_for("cart.view_cart"), 303)
     try:
-        offer = cart_service.offer_for_cart(db.session, form.offer_id.data, quantity=form.quantity.data, now=_now())
-        items, capped = cart_service.add_to_items(cart_items(), offer.id, form.quantity.data,
+        offer, items = offer_and_cart_items(form.offer_id.data, quantity=form.quantity.data, now=_now())
+        items, capped = cart_service.add_to_items(items, offer.id, form.quantity.data,
                                                   max_lines=current_app.config["MAX_CART_LINES"])
     except NotFound:
         abort(404)

@@ -48,6 +48,17 @@ def cart_items() -> dict[int, int]:
     return cart_service.parse_session_cart(session.get(SESSION_KEY))
 
 
+def offer_and_cart_items(offer_id: int, *, quantity: int, now: datetime) -> tuple[Offer, dict[int, int]]:
+    """The offer the visitor adds (refused as `offer_for_cart` refuses it) and their cart: for a
+    signed-in customer both in one statement."""
+    user_id = _signed_in_user_id()
+    if user_id is not None:
+        offer, items = cart_service.offer_for_user_cart(db.session, offer_id, user_id, quantity=quantity, now=now)
+        return offer, _note_stored(items)
+    offer = cart_service.offer_for_cart(db.session, offer_id, quantity=quantity, now=now)
+    return offer, cart_items()
+
+
 def cart_with_offers() -> tuple[dict[int, int], Mapping[int, Offer] | None]:
     """The cart and, for a signed-in customer, its offers read in the same statement (None for a
     visitor: the caller reads them)."""

@@ -27,6 +27,12 @@ _CART_TABLE = CartItem.__table__
 _OFFER_WITH_EVENT = sa.select(Offer).options(joinedload(Offer.event)).where(Offer.id == sa.bindparam("offer_id"))
 _OFFERS_WITH_EVENTS = (sa.select(Offer).options(joinedload(Offer.event))
                        .where(Offer.id.in_(sa.bindparam("offer_ids", expanding=True))))
+# Adding to a signed-in customer's cart needs the offer and the stored cart: one statement, the
+# offer's row once per cart line (a LEFT JOIN, so an empty cart still brings the offer).
+_OFFER_WITH_USER_CART = (sa.select(Offer, _CART_TABLE.c.offer_id, _CART_TABLE.c.quantity)
+                         .options(joinedload(Offer.event))
+                         .outerjoin(_CART_TABLE, _CART_TABLE.c.user_id == sa.bindparam("user_id"))
+                         .where(Offer.id == sa.bindparam("offer_id")).order_by(_CART_TABLE.c.id))
 _USER_CART = (sa.select(_CART_TABLE.c.offer_id, _CART_TABLE.c.quantity)
               .where(_CART_TABLE.c.user_id == sa.bindparam("user_id")).order_by(_CART_TABLE.c.id))
 # The review page and placing need the cart's offers too: read with it, not in a second statement.
@@ -89,7 +95,19 @@ def merge_items(base: Mapping[int, int], extra: Mapping[int, int], *, max_lines:
 
 def offer_for_cart(session: Session, offer_id: int, *, quantity: int, now: datetime) -> Offer:
     """The offer a visitor wants to add, refused when it is not on sale or cannot seat them."""
-    offer = session.scalar(_OFFER_WITH_EVENT, {"offer_id": offer_id})
+    return _addable(session.scalar(_OFFER_WITH_EVENT, {"offer_id": offer_id}), quantity, now)
+
+
+def offer_for_user_cart(session: Session, offer_id: int, user_id: int, *, quantity: int,
+                        now: datetime) -> tuple[Offer, dict[int, int]]:
+    """`offer_for_cart` for a signed-in customer, with their stored cart (`load_user_cart`) read
+    in the same statement."""
+    rows = session.execute(_OFFER_WITH_USER_CART, {"offer_id": offer_id, "user_id": user_id}).all()
+    offer = _addable(rows[0][0] if rows else None, quantity, now)
+    return offer, {line_offer: line_quantity for _, line_offer, line_quantity in rows if line_offer is not None}
+
+
+def _addable(offer: Offer | None, quantity: int, now: datetime) -> Offer:
     if offer is None or not offer.event.published:
         raise NotFound()
     if not offer.published:

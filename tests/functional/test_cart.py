@@ -216,14 +216,28 @@ def test_the_cart_pages_and_placing_read_the_cart_with_its_offers_in_one_stateme
     assert not [s for s in seen if s.startswith("SELECT offers.")]  # not read a second time
 
 
-def test_adding_to_the_cart_reads_the_stored_cart_once(client, auth):
+def test_adding_to_the_cart_reads_the_offer_and_the_stored_cart_in_one_statement(client, auth):
     event = make_event()
     login(auth, client, customer())
     add_to_cart(client, offer_of(event, "family"), 2)
+    solo = offer_of(event, "solo").id
     with sql_statements(db.engine) as seen:
-        assert add_to_cart(client, offer_of(event, "solo"), 1).status_code == 303
-    assert len([s for s in seen if s.lstrip().upper().startswith("SELECT CART_ITEMS")]) == 1
+        assert add_to_cart(client, solo, 1).status_code == 303
+    reads = [s for s in seen if s.lstrip().upper().startswith("SELECT")]
+    assert len(reads) == 1 and "LEFT OUTER JOIN cart_items" in reads[0], reads
     assert "Cart (3)" in cart_page(client)
+
+
+def test_adding_to_an_empty_stored_cart_reads_the_offer_with_no_line(app, auth):
+    event = make_event()
+    client = app.test_client()
+    login(auth, client, customer())
+    duo = offer_of(event, "duo").id
+    client.get("/cart/")  # the first page after signing in reads the session's row and the user
+    with sql_statements(db.engine) as seen:
+        assert add_to_cart(client, duo, 2).status_code == 303
+    assert len([s for s in seen if s.lstrip().upper().startswith("SELECT")]) == 1
+    assert "Cart (2)" in cart_page(client)
 
 
 def test_the_navbar_count_comes_from_the_cache_after_every_change(client, auth):

@@ -76,27 +76,54 @@ def test_saving_the_cart_as_read_writes_only_the_lines_that_changed(app):
     assert cart.load_user_cart(db.session, user_id) == wanted
 
 
-def test_offer_for_cart_refusals(app):
+@pytest.mark.parametrize("signed_in", [False, True], ids=["visitor", "customer"])
+def test_offer_for_cart_refusals(app, signed_in):
+    """The same refusals for a visitor (`offer_for_cart`) and a customer, whose stored cart comes
+    with the offer (`offer_for_user_cart`)."""
     event = make_event(capacity=5)
     solo, family = offer_of(event, "solo"), offer_of(event, "family")
-    assert cart.offer_for_cart(db.session, solo.id, quantity=5, now=now()).id == solo.id
+    user_id = customer().id
+
+    def offer_for(offer_id, *, quantity, now):
+        if signed_in:
+            offer, _ = cart.offer_for_user_cart(db.session, offer_id, user_id, quantity=quantity, now=now)
+            return offer
+        return cart.offer_for_cart(db.session, offer_id, quantity=quantity, now=now)
+
+    assert offer_for(solo.id, quantity=5, now=now()).id == solo.id
     with pytest.raises(Conflict) as error:
-        cart.offer_for_cart(db.session, family.id, quantity=2, now=now())
+        offer_for(family.id, quantity=2, now=now())
     assert error.value.code == "sold_out"
     with pytest.raises(NotFound):
-        cart.offer_for_cart(db.session, 424242, quantity=1, now=now())
+        offer_for(424242, quantity=1, now=now())
     with pytest.raises(Conflict) as error:
-        cart.offer_for_cart(db.session, solo.id, quantity=1, now=event.starts_at)
+        offer_for(solo.id, quantity=1, now=event.starts_at)
     assert error.value.code == "event_started"
     solo.published = False
     db.session.commit()
     with pytest.raises(Conflict) as error:
-        cart.offer_for_cart(db.session, solo.id, quantity=1, now=now())
+        offer_for(solo.id, quantity=1, now=now())
     assert error.value.code == "offer_unavailable"
     event.published = False
     db.session.commit()
     with pytest.raises(NotFound):
-        cart.offer_for_cart(db.session, family.id, quantity=1, now=now())
+        offer_for(family.id, quantity=1, now=now())
+
+
+def test_offer_for_user_cart_brings_the_stored_cart_in_the_same_statement(app):
+    event = make_event()
+    solo, duo, family = (offer_of(event, kind) for kind in ("solo", "duo", "family"))
+    user, other = customer(), customer()
+    cart.save_user_cart(db.session, user.id, {family.id: 1, duo.id: 2}, now=now())
+    cart.save_user_cart(db.session, other.id, {solo.id: 4}, now=now())
+    ids = solo.id, user.id, other.id
+    with sql_statements(db.engine) as seen:
+        offer, stored = cart.offer_for_user_cart(db.session, ids[0], ids[1], quantity=1, now=now())
+    assert offer.id == ids[0] and offer.event.title and stored == cart.load_user_cart(db.session, ids[1])
+    assert list(stored) == list(cart.load_user_cart(db.session, ids[1]))  # in the cart's order
+    assert len(seen) == 1
+    fresh = customer().id
+    assert cart.offer_for_user_cart(db.session, ids[0], fresh, quantity=1, now=now())[1] == {}
 
 
 def test_describe_cart_totals_and_flags(app):
