@@ -284,7 +284,7 @@ WITH held_by_event AS MATERIALIZED (
     SELECT coalesce((SELECT tickets FROM held_by_event WHERE event_id = :event_id), 0) AS tickets
 ), new_order AS (
     INSERT INTO orders (code, user_id, status, total_cents, currency, created_at, expires_at, idempotency_key)
-    SELECT :code, :user_id, :pending, :total_cents, :currency, :created_at, :expires_at, :idempotency_key
+    SELECT :code, :user_id, :status, :total_cents, :currency, :created_at, :expires_at, :idempotency_key
     FROM held WHERE held.tickets + :tickets <= :max_per_event
     RETURNING id
 ), new_lines AS (
