@@ -22,7 +22,47 @@ class OrderStatus(str, enum.Enum):
     FAILED = "failed"
 
 
-class Order(db.Model):
+class OrderFacts:
+    """What an order's columns and lines say, for the model and for the order page's rows
+    (app/services/order_page.py) alike: they need `status`, `expires_at` and `lines`."""
+
+    @property
+    def is_paid(self) -> bool:
+        return self.status == OrderStatus.PAID.value
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status == OrderStatus.PENDING.value
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self.status == OrderStatus.CANCELLED.value
+
+    @property
+    def seats(self) -> int:
+        return sum(line.seats for line in self.lines)
+
+    @property
+    def tickets_count(self) -> int:
+        return sum(line.quantity for line in self.lines)
+
+    def hold_has_expired(self, now: datetime) -> bool:
+        return self.is_pending and self.expires_at <= now
+
+
+class OrderLineFacts:
+    """A line's totals, from its `quantity`, `persons` and `unit_price_cents`."""
+
+    @property
+    def seats(self) -> int:
+        return self.quantity * self.persons
+
+    @property
+    def total_cents(self) -> int:
+        return self.quantity * self.unit_price_cents
+
+
+class Order(OrderFacts, db.Model):
     __tablename__ = "orders"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -55,31 +95,9 @@ class Order(db.Model):
         sa.Index("ix_orders_status_paid_at", "status", "paid_at", "total_cents"),
     )
 
-    @property
-    def is_paid(self) -> bool:
-        return self.status == OrderStatus.PAID.value
-
-    @property
-    def is_pending(self) -> bool:
-        return self.status == OrderStatus.PENDING.value
-
-    @property
-    def is_cancelled(self) -> bool:
-        return self.status == OrderStatus.CANCELLED.value
-
-    @property
-    def seats(self) -> int:
-        return sum(line.seats for line in self.lines)
-
-    @property
-    def tickets_count(self) -> int:
-        return sum(line.quantity for line in self.lines)
-
-    def hold_has_expired(self, now: datetime) -> bool:
-        return self.is_pending and self.expires_at <= now
 
 
-class OrderLine(db.Model):
+class OrderLine(OrderLineFacts, db.Model):
     __tablename__ = "order_lines"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -96,13 +114,6 @@ class OrderLine(db.Model):
 
     __table_args__ = (sa.CheckConstraint("quantity >= 1 AND quantity <= 10", name="quantity_range"),)
 
-    @property
-    def seats(self) -> int:
-        return self.quantity * self.persons
-
-    @property
-    def total_cents(self) -> int:
-        return self.quantity * self.unit_price_cents
 
 
 class Payment(db.Model):

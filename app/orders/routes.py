@@ -17,6 +17,7 @@ from app.orders.forms import CancelOrderForm, PaymentForm, PlaceOrderForm
 from app.payments_provider import payment_provider
 from app.services import checkout, orders
 from app.services.errors import DomainError, NotFound
+from app.services.order_page import order_shown_to_user
 from app.services.payments import TEST_CARDS, CardDetails, validate_card
 from app.templating import format_cents
 
@@ -27,14 +28,15 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _load_order(code: str, *, for_payment: bool = False):
-    """The customer's own order (404 for anyone else's), with a lapsed hold expired on the spot."""
+def _load_order(code: str, *, read=orders.get_order_for_user, **options):
+    """The customer's own order (404 for anyone else's), with a lapsed hold expired on the spot;
+    `read` is how (the `Order` by default, `options` passed to it the first time)."""
     try:
-        order = orders.get_order_for_user(db.session, code, current_user.id, for_payment=for_payment)
+        order = read(db.session, code, current_user.id, **options)
         now = _now()
         if order.hold_has_expired(now):
             orders.expire_stale_orders(db.session, now=now, order_id=order.id)
-            order = orders.get_order_for_user(db.session, code, current_user.id)
+            order = read(db.session, code, current_user.id)
         return order
     except NotFound:
         abort(404)
@@ -91,7 +93,8 @@ def place_order():
 @bp.get("/<code>")
 @allow(CUSTOMER)
 def show_order(code: str):
-    return _render_order(_load_order(code))
+    # The page only shows the order: read as plain rows (app/services/order_page.py).
+    return _render_order(_load_order(code, read=order_shown_to_user))
 
 
 def _payment_key() -> str:

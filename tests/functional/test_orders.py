@@ -281,6 +281,30 @@ def test_the_order_page_builds_only_the_form_it_shows(client, shopper, monkeypat
     assert "payment-form" not in body and "Cancel this order" in body and built == ["CancelOrderForm"]
 
 
+def test_the_order_page_reads_rows_not_orm_objects(client, shopper):
+    """Shown twice a purchase, the page reads its order as rows (app/services/order_page.py)."""
+    code = buy(client, (offer_of(make_event(title="Rowing"), "duo"), 2))
+    loaded = []
+
+    def note_load(target, _context):
+        loaded.append(type(target).__name__)
+
+    for model in (Order, Payment):
+        sa.event.listen(model, "load", note_load)
+    try:
+        pending = text(client.get(f"/orders/{code}"))
+        assert loaded == []
+        pay(client, code)
+        loaded.clear()
+        paid = text(client.get(f"/orders/{code}"))
+    finally:
+        for model in (Order, Payment):
+            sa.event.remove(model, "load", note_load)
+    assert "Rowing" in pending and "Pay €" in pending
+    assert "Your order is paid" in paid and "•••• 4242" in paid and "accepted" in paid
+    assert loaded == []
+
+
 def test_paying_reads_the_buyers_key_with_the_order(client, shopper):
     """Issuing tickets needs the user key, which the signed-in user is loaded without: it comes
     with the order's own read, not from a statement of its own inside the payment."""
