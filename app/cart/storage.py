@@ -18,7 +18,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app import prefetch
 from app.extensions import cache, db
-from app.models import Offer
 from app.services import cart as cart_service
 
 SESSION_KEY = "cart"
@@ -48,7 +47,7 @@ def cart_items() -> dict[int, int]:
     return cart_service.parse_session_cart(session.get(SESSION_KEY))
 
 
-def offer_and_cart_items(offer_id: int, *, quantity: int, now: datetime) -> tuple[Offer, dict[int, int]]:
+def offer_and_cart_items(offer_id: int, *, quantity: int, now: datetime) -> tuple[cart_service.OfferForSale, dict[int, int]]:
     """The offer the visitor adds (refused as `offer_for_cart` refuses it) and their cart: for a
     signed-in customer both in one statement."""
     user_id = _signed_in_user_id()
@@ -59,7 +58,7 @@ def offer_and_cart_items(offer_id: int, *, quantity: int, now: datetime) -> tupl
     return offer, cart_items()
 
 
-def cart_with_offers() -> tuple[dict[int, int], Mapping[int, Offer] | None]:
+def cart_with_offers() -> tuple[dict[int, int], Mapping[int, cart_service.OfferForSale] | None]:
     """The cart and, for a signed-in customer, its offers read in the same statement (None for a
     visitor: the caller reads them)."""
     user_id = _signed_in_user_id()

@@ -21,7 +21,16 @@ class OfferKind(str, enum.Enum):
 PERSONS_BY_KIND = {OfferKind.SOLO.value: 1, OfferKind.DUO.value: 2, OfferKind.FAMILY.value: 4}
 
 
-class Event(db.Model):
+class EventFacts:
+    """What an event's `capacity` and `seats_taken` say, for the model and for the cart's offer
+    rows (app/services/cart.py) alike."""
+
+    @property
+    def seats_left(self) -> int:
+        return max(self.capacity - self.seats_taken, 0)
+
+
+class Event(EventFacts, db.Model):
     __tablename__ = "events"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -46,9 +55,6 @@ class Event(db.Model):
         sa.CheckConstraint("seats_taken >= 0 AND seats_taken <= capacity", name="seats_within_capacity"),
     )
 
-    @property
-    def seats_left(self) -> int:
-        return max(self.capacity - self.seats_taken, 0)
 
 
 class Offer(db.Model):

@@ -12,33 +12,45 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 
 from app.db_late_begin import only_write
 from app.models import CartItem, Event, Offer
+from app.models.event import EventFacts
 from app.services.errors import Conflict, DomainError, NotFound
 
 MIN_QUANTITY = 1
 MAX_QUANTITY = 10
 
 # Statements built once and run with parameters (every purchase runs each of them): building a
-# statement and its cache key on every call cost about as much as running it.
+# statement and its cache key on every call cost about as much as running it. The offers come as
+# rows (`OfferForSale`), not ORM objects: the cart only reads them, and building an Offer and its
+# Event through the identity map cost about as much again as the statement (bench/README.md).
 _CART_TABLE = CartItem.__table__
-_OFFER_WITH_EVENT = sa.select(Offer).options(joinedload(Offer.event)).where(Offer.id == sa.bindparam("offer_id"))
-_OFFERS_WITH_EVENTS = (sa.select(Offer).options(joinedload(Offer.event))
-                       .where(Offer.id.in_(sa.bindparam("offer_ids", expanding=True))))
+_OFFERS, _EVENTS = Offer.__table__, Event.__table__
+_OFFER_COLUMNS = (_OFFERS.c.id, _OFFERS.c.event_id, _OFFERS.c.kind, _OFFERS.c.name, _OFFERS.c.persons,
+                  _OFFERS.c.price_cents, _OFFERS.c.published, _EVENTS.c.title, _EVENTS.c.slug, _EVENTS.c.venue,
+                  _EVENTS.c.starts_at, _EVENTS.c.capacity, _EVENTS.c.seats_taken,
+                  _EVENTS.c.published.label("event_published"))
+_OFFERS_AND_EVENTS = _OFFERS.join(_EVENTS, _EVENTS.c.id == _OFFERS.c.event_id)
+_OFFER_WITH_EVENT = (sa.select(*_OFFER_COLUMNS).select_from(_OFFERS_AND_EVENTS)
+                     .where(_OFFERS.c.id == sa.bindparam("offer_id")))
+_OFFERS_WITH_EVENTS = (sa.select(*_OFFER_COLUMNS).select_from(_OFFERS_AND_EVENTS)
+                       .where(_OFFERS.c.id.in_(sa.bindparam("offer_ids", expanding=True))))
 # Adding to a signed-in customer's cart needs the offer and the stored cart: one statement, the
 # offer's row once per cart line (a LEFT JOIN, so an empty cart still brings the offer).
-_OFFER_WITH_USER_CART = (sa.select(Offer, _CART_TABLE.c.offer_id, _CART_TABLE.c.quantity)
-                         .options(joinedload(Offer.event))
-                         .outerjoin(_CART_TABLE, _CART_TABLE.c.user_id == sa.bindparam("user_id"))
-                         .where(Offer.id == sa.bindparam("offer_id")).order_by(_CART_TABLE.c.id))
+_OFFER_WITH_USER_CART = (sa.select(*_OFFER_COLUMNS, _CART_TABLE.c.offer_id.label("cart_offer_id"),
+                                   _CART_TABLE.c.quantity.label("cart_quantity"))
+                         .select_from(_OFFERS_AND_EVENTS.outerjoin(
+                             _CART_TABLE, _CART_TABLE.c.user_id == sa.bindparam("user_id")))
+                         .where(_OFFERS.c.id == sa.bindparam("offer_id")).order_by(_CART_TABLE.c.id))
 _USER_CART = (sa.select(_CART_TABLE.c.offer_id, _CART_TABLE.c.quantity)
               .where(_CART_TABLE.c.user_id == sa.bindparam("user_id")).order_by(_CART_TABLE.c.id))
 # The review page and placing need the cart's offers too: read with it, not in a second statement.
-_USER_CART_WITH_OFFERS = (sa.select(_CART_TABLE.c.quantity, Offer).join(Offer, Offer.id == _CART_TABLE.c.offer_id)
-                          .options(joinedload(Offer.event)).where(_CART_TABLE.c.user_id == sa.bindparam("user_id"))
-                          .order_by(_CART_TABLE.c.id))
+_USER_CART_WITH_OFFERS = (sa.select(_CART_TABLE.c.quantity.label("cart_quantity"), *_OFFER_COLUMNS)
+                          .select_from(_CART_TABLE.join(_OFFERS, _OFFERS.c.id == _CART_TABLE.c.offer_id)
+                                       .join(_EVENTS, _EVENTS.c.id == _OFFERS.c.event_id))
+                          .where(_CART_TABLE.c.user_id == sa.bindparam("user_id")).order_by(_CART_TABLE.c.id))
 _USER_CART_COUNT = (sa.select(sa.func.coalesce(sa.func.sum(_CART_TABLE.c.quantity), 0))
                     .where(_CART_TABLE.c.user_id == sa.bindparam("user_id")))
 _ADD_LINE = sa.insert(_CART_TABLE)
@@ -93,21 +105,56 @@ def merge_items(base: Mapping[int, int], extra: Mapping[int, int], *, max_lines:
     return merged
 
 
-def offer_for_cart(session: Session, offer_id: int, *, quantity: int, now: datetime) -> Offer:
+@dataclass(frozen=True)
+class EventForSale(EventFacts):
+    """What the cart and placing read of an offer's event (`Event`'s names)."""
+    id: int
+    title: str
+    slug: str
+    venue: str
+    starts_at: datetime
+    capacity: int
+    seats_taken: int
+    published: bool
+
+
+@dataclass(frozen=True)
+class OfferForSale:
+    """What the cart and placing read of an offer (`Offer`'s names), with its event."""
+    id: int
+    event_id: int
+    kind: str
+    name: str
+    persons: int
+    price_cents: int
+    published: bool
+    event: EventForSale
+
+
+def _offer_from(row) -> OfferForSale:
+    return OfferForSale(
+        id=row.id, event_id=row.event_id, kind=row.kind, name=row.name, persons=row.persons,
+        price_cents=row.price_cents, published=row.published,
+        event=EventForSale(id=row.event_id, title=row.title, slug=row.slug, venue=row.venue, starts_at=row.starts_at,
+                           capacity=row.capacity, seats_taken=row.seats_taken, published=row.event_published))
+
+
+def offer_for_cart(session: Session, offer_id: int, *, quantity: int, now: datetime) -> OfferForSale:
     """The offer a visitor wants to add, refused when it is not on sale or cannot seat them."""
-    return _addable(session.scalar(_OFFER_WITH_EVENT, {"offer_id": offer_id}), quantity, now)
+    row = session.execute(_OFFER_WITH_EVENT, {"offer_id": offer_id}).first()
+    return _addable(None if row is None else _offer_from(row), quantity, now)
 
 
 def offer_for_user_cart(session: Session, offer_id: int, user_id: int, *, quantity: int,
-                        now: datetime) -> tuple[Offer, dict[int, int]]:
+                        now: datetime) -> tuple[OfferForSale, dict[int, int]]:
     """`offer_for_cart` for a signed-in customer, with their stored cart (`load_user_cart`) read
     in the same statement."""
     rows = session.execute(_OFFER_WITH_USER_CART, {"offer_id": offer_id, "user_id": user_id}).all()
-    offer = _addable(rows[0][0] if rows else None, quantity, now)
-    return offer, {line_offer: line_quantity for _, line_offer, line_quantity in rows if line_offer is not None}
+    offer = _addable(_offer_from(rows[0]) if rows else None, quantity, now)
+    return offer, {row.cart_offer_id: row.cart_quantity for row in rows if row.cart_offer_id is not None}
 
 
-def _addable(offer: Offer | None, quantity: int, now: datetime) -> Offer:
+def _addable(offer: OfferForSale | None, quantity: int, now: datetime) -> OfferForSale:
     if offer is None or not offer.event.published:
         raise NotFound()
     if not offer.published:
@@ -120,23 +167,23 @@ def _addable(offer: Offer | None, quantity: int, now: datetime) -> Offer:
 
 
 # --------------------------------------------------------------------------- signed-in customers
-def offers_with_events(session: Session, offer_ids) -> dict[int, Offer]:
+def offers_with_events(session: Session, offer_ids) -> dict[int, OfferForSale]:
     """The offers with these ids (and their events), in one statement; missing ids are left out."""
-    return {offer.id: offer for offer in session.scalars(_OFFERS_WITH_EVENTS, {"offer_ids": list(offer_ids)})}
+    return {row.id: _offer_from(row) for row in session.execute(_OFFERS_WITH_EVENTS, {"offer_ids": list(offer_ids)})}
 
 
 def load_user_cart(session: Session, user_id: int) -> dict[int, int]:
     return {row.offer_id: row.quantity for row in session.execute(_USER_CART, {"user_id": user_id})}
 
 
-def load_user_cart_with_offers(session: Session, user_id: int) -> tuple[dict[int, int], dict[int, Offer]]:
+def load_user_cart_with_offers(session: Session, user_id: int) -> tuple[dict[int, int], dict[int, OfferForSale]]:
     """The cart and its offers (with their events) in one statement. A deleted offer's lines went
     with it (ON DELETE CASCADE), so every line has its offer."""
     items: dict[int, int] = {}
-    offers: dict[int, Offer] = {}
-    for quantity, offer in session.execute(_USER_CART_WITH_OFFERS, {"user_id": user_id}):
-        items[offer.id] = quantity
-        offers[offer.id] = offer
+    offers: dict[int, OfferForSale] = {}
+    for row in session.execute(_USER_CART_WITH_OFFERS, {"user_id": user_id}):
+        items[row.id] = row.cart_quantity
+        offers[row.id] = _offer_from(row)
     return items, offers
 
 
@@ -188,13 +235,13 @@ def merge_into_user_cart(session: Session, user_id: int, items: Mapping[int, int
 # --------------------------------------------------------------------------- what the cart page shows
 @dataclass
 class CartLine:
-    offer: Offer
+    offer: OfferForSale
     quantity: int
     problem: str | None = None  # offer_unavailable | event_started | sold_out | not_enough_seats
     seats_left: int = 0
 
     @property
-    def event(self) -> Event:
+    def event(self) -> EventForSale:
         return self.offer.event
 
     @property
@@ -232,7 +279,7 @@ class CartView:
 
 
 def describe_cart(session: Session, items: Mapping[int, int], *, now: datetime,
-                  offers: Mapping[int, Offer] | None = None) -> CartView:
+                  offers: Mapping[int, OfferForSale] | None = None) -> CartView:
     """One query for all the offers (none when `offers` were read with the cart); lines whose
     offer was deleted disappear."""
     if not items:

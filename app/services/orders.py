@@ -31,7 +31,6 @@ from sqlalchemy.orm import Session, joinedload, make_transient_to_detached
 
 from app.models import (
     Event,
-    Offer,
     Order,
     OrderLine,
     OrderStatus,
@@ -41,7 +40,12 @@ from app.models import (
 )
 from app.models.base import UTCDateTime
 from app.services import audit, email_jobs
-from app.services.cart import check_quantity, delete_lines, offers_with_events
+from app.services.cart import (
+    OfferForSale,
+    check_quantity,
+    delete_lines,
+    offers_with_events,
+)
 from app.services.catalogue import mark_seats_moved
 from app.services.codes import ORDER_CODE_RE, new_order_code
 from app.services.errors import Conflict, DomainError, Forbidden, NotFound
@@ -150,7 +154,7 @@ def _seats_of_orders(session: Session, order_ids: Iterable[int]) -> dict[int, in
 def place_order(session: Session, *, user: User, items: Mapping[int, int], expected_total_cents: int | None,
                 now: datetime, hold_minutes: int, max_tickets_per_event: int,
                 code_factory: Callable[[], str] = new_order_code,
-                offers: Mapping[int, Offer] | None = None) -> Order:
+                offers: Mapping[int, OfferForSale] | None = None) -> Order:
     """Turn the cart into a pending order holding its seats for `hold_minutes`, or raise.
 
     `expected_total_cents` is the total the buyer confirmed on the review page: any change
@@ -194,7 +198,7 @@ class _OwnHoldsLapsed(Exception):
     """The buyer has pending orders whose hold ran out: they are expired before placing."""
 
 
-def _place_once(session: Session, *, offers: Mapping[int, Offer] | None, **kwargs) -> Order:
+def _place_once(session: Session, *, offers: Mapping[int, OfferForSale] | None, **kwargs) -> Order:
     try:
         if offers is None:
             offers = offers_with_events(session, kwargs["items"])
@@ -206,7 +210,7 @@ def _place_once(session: Session, *, offers: Mapping[int, Offer] | None, **kwarg
 
 def _place(session: Session, *, user: User, items: Mapping[int, int], expected_total_cents: int | None,
            now: datetime, hold_minutes: int, max_per_event: int, code: str, check_own_holds: bool,
-           offers: Mapping[int, Offer]) -> Order:
+           offers: Mapping[int, OfferForSale]) -> Order:
     seats: dict[int, int] = {}
     tickets: dict[int, int] = {}
     for offer_id, quantity in items.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from app.extensions import db
 from app.services import cart
@@ -124,6 +125,42 @@ def test_offer_for_user_cart_brings_the_stored_cart_in_the_same_statement(app):
     assert len(seen) == 1
     fresh = customer().id
     assert cart.offer_for_user_cart(db.session, ids[0], fresh, quantity=1, now=now())[1] == {}
+
+
+def as_sold(offer) -> tuple:
+    """What the cart and placing read of an offer, whichever way it was read."""
+    event = offer.event
+    return (offer.id, offer.event_id, offer.kind, offer.name, offer.persons, offer.price_cents, offer.published,
+            event.id, event.title, event.slug, event.venue, event.starts_at, event.capacity, event.seats_taken,
+            event.seats_left, event.published)
+
+
+def test_offer_rows_read_what_the_orm_reads(app):
+    from app.models import Offer
+
+    shown, hidden = make_event(title="Diving", capacity=9), make_event(title="Archery")
+    offers = [offer_of(shown, "solo"), offer_of(shown, "family"), offer_of(hidden, "duo")]
+    offers[1].published = False  # an unpublished offer of a published event ...
+    hidden.published = False  # ... and a published offer of an unpublished event: the two flags apart
+    shown.seats_taken = 7
+    db.session.commit()
+    user_id = customer().id
+    ids = [offer.id for offer in offers]
+    cart.save_user_cart(db.session, user_id, {ids[2]: 1, ids[0]: 3}, now=now())
+    db.session.expunge_all()
+    orm = {offer.id: as_sold(offer) for offer in db.session.scalars(sa.select(Offer).where(Offer.id.in_(ids)))}
+
+    rows = cart.offers_with_events(db.session, [*ids, 999_999])
+    assert {offer_id: as_sold(offer) for offer_id, offer in rows.items()} == orm
+    assert rows[ids[0]].event.seats_left == 2 and not rows[ids[1]].published and rows[ids[1]].event.published
+    assert rows[ids[2]].published and not rows[ids[2]].event.published
+    items, with_cart = cart.load_user_cart_with_offers(db.session, user_id)
+    assert list(items.items()) == [(ids[2], 1), (ids[0], 3)]
+    assert {offer_id: as_sold(offer) for offer_id, offer in with_cart.items()} == {i: orm[i] for i in (ids[0], ids[2])}
+    offer, stored = cart.offer_for_user_cart(db.session, ids[0], user_id, quantity=1, now=now())
+    assert as_sold(offer) == orm[ids[0]] and stored == items
+    assert as_sold(cart.offer_for_cart(db.session, ids[0], quantity=2, now=now())) == orm[ids[0]]
+    assert len(db.session.identity_map) == 0  # rows, not ORM objects
 
 
 def test_describe_cart_totals_and_flags(app):
