@@ -77,11 +77,15 @@ def _order_query():
 # half of its CPU (bench/README.md, "Statements built once").
 _ORDER_BY_CODE = _order_query().where(Order.code == sa.bindparam("code"))
 _ORDER_BY_CODE_FOR_USER = _ORDER_BY_CODE.where(Order.user_id == sa.bindparam("user_id"))
-# Paying issues tickets, which need the buyer's user key and name: read with the order, not on
-# their own inside the payment (the signed-in user is loaded without its secrets, and a user
-# loaded before a commit would read its expired name back, a statement per column).
-_ORDER_BY_CODE_FOR_PAYMENT = _ORDER_BY_CODE_FOR_USER.options(
-    joinedload(Order.user).load_only(User.user_key, User.first_name, User.last_name))
+# Paying issues tickets, which need the order's lines and the buyer's user key and name: read with
+# the order, not on their own inside the payment (the signed-in user is loaded without its secrets,
+# and a user loaded before a commit would read its expired name back, a statement per column).
+# Not the page's offers, events and payments: a successful payment redirects to the page, and the
+# pages of a refused card (rarer) load them when they show them.
+_ORDER_BY_CODE_FOR_PAYMENT = (
+    sa.select(Order)
+    .options(joinedload(Order.lines), joinedload(Order.user).load_only(User.user_key, User.first_name, User.last_name))
+    .where(Order.code == sa.bindparam("code"), Order.user_id == sa.bindparam("user_id")))
 
 
 def get_order_for_user(session: Session, code: str, user_id: int, *, for_payment: bool = False) -> Order:

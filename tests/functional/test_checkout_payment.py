@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from app.extensions import db
 from app.models import Order, Payment, Ticket
 from app.services.payments import TEST_CARDS, MockProvider
+from tests.checkers import sql_statements
 from tests.shop import (
     CVV,
     HOLDER,
@@ -271,3 +272,21 @@ def test_no_card_number_or_cvv_in_the_database_logs_session_or_emails(app, clien
         for number in CARD_TEXTS:
             assert number not in message.body and number not in message.html
         assert "4242" in message.body  # the last four only
+
+
+def test_paying_reads_the_order_its_lines_and_the_buyer_not_what_the_page_shows(client, auth):
+    """A successful payment redirects to the order page: its read leaves out the offers, events and
+    payments that the page reads for itself; a refused card's page loads them and shows them."""
+    login(auth, client, customer())
+    code = buy(client, (offer_of(make_event(title="Breaking"), "duo"), 1))
+    with sql_statements(db.engine) as seen:
+        refused = pay(client, code, "4000 0000 0000 0002")
+    body = text(refused)
+    assert refused.status_code == 402 and "Breaking" in body and "Duo" in body
+    assert re.search(r"Payment of €\d+\.\d\d\s*· Visa •••• 0002", body)  # the refusal just recorded, listed
+    with sql_statements(db.engine) as paying:
+        assert pay(client, code).status_code == 303
+    for statements in (seen, paying):
+        order_read = next(s for s in statements if s.lstrip().startswith("SELECT") and "FROM orders" in s)
+        assert "order_lines" in order_read and "users" in order_read
+        assert not re.search(r"\b(offers|events|payments)\b", order_read.split("WHERE")[0])
