@@ -9,6 +9,10 @@ buyers' steps on the minimal shop (bench/minimal_shop.py) instead: its statement
 psycopg, the app's at SQLAlchemy. CPU is `time.process_time()`
 of this process around each step, so it covers the app only (not PostgreSQL or Redis). Counts
 are per step, median over the buyers (rounded); also the catalogue pages and the check-in API.
+
+`--apart` counts each of the rush's eight requests on its own (a POST apart from the page it
+redirects to); with `--minimal` and `MINIMAL_STACK=fixed` in the environment, the same on the
+fixed-stack shop: which requests of a purchase cost the app more than the least they could.
 """
 from __future__ import annotations
 
@@ -99,10 +103,10 @@ class Step:
     def __init__(self, client, counter):
         self.client, self.counter, self.costs = client, counter, {}
 
-    def __call__(self, name, method, path, data=None, json=None, headers=None):
+    def __call__(self, name, method, path, data=None, json=None, headers=None, follow=True):
         before = self.counter.snapshot()
         response = self.client.open(path, method=method, data=data, json=json, headers=headers,
-                                    follow_redirects=True)
+                                    follow_redirects=follow)
         after = self.counter.snapshot()
         cost = (after[0] - before[0], after[1] - before[1], after[2] - before[2], (after[3] - before[3]) * 1000)
         self.costs.setdefault(name, []).append(cost)
@@ -134,6 +138,27 @@ def buyer_flow(step: Step, email: str, event: dict, *, events_list: bool = True)
     step("pay (+ order page)", "POST", action, data)
     if events_list:  # the minimal shop has no list page
         step("events list", "GET", "/events/")
+
+
+def buyer_flow_apart(step: Step, email: str, event: dict) -> None:
+    """The rush's eight requests, each counted on its own: a POST apart from the page it redirects to."""
+    page = step("login page", "GET", "/auth/login")
+    action, data = form(page, "/auth/login", email=email, password=common.PASSWORD)
+    step("login (bcrypt cost 4)", "POST", action, data)  # and the page after it, as a browser would
+    page = step("event page", "GET", f"/events/{event['slug']}")
+    action, data = form(page, "/cart/add")
+    added = step("add to cart (POST)", "POST", action, data | {"offer_id": str(event["offer_id"]), "quantity": "1"},
+                 follow=False)
+    step("cart page", "GET", added.headers["Location"])
+    page = step("checkout review", "GET", "/cart/checkout")
+    action, data = form(page, "/orders")
+    placed = step("place order (POST)", "POST", action, data, follow=False)
+    page = step("order page, pending", "GET", placed.headers["Location"])
+    now = datetime.now(UTC)
+    action, data = form(page, "/pay", number=rush.SUCCESS_CARD, exp_month=f"{now.month:02d}",
+                        exp_year=str(now.year + 2), cvv="123", holder="Rush Buyer")
+    paid = step("pay (POST)", "POST", action, data, follow=False)
+    step("order page, paid", "GET", paid.headers["Location"])
 
 
 def staff_login(step: Step, account: dict) -> None:
@@ -180,6 +205,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--buyers", type=int, default=30)
     parser.add_argument("--no-staff", action="store_true", help="skip the check-in and admin requests")
     parser.add_argument("--minimal", action="store_true", help="the buyers' steps on bench/minimal_shop.py")
+    parser.add_argument("--apart", action="store_true",
+                        help="each request on its own (redirects not followed): where a purchase's CPU goes")
     args = parser.parse_args(argv)
     app, counter = make_minimal_shop() if args.minimal else make_app()
     event = rush.create_rush_event(args.buyers * 2, "roundtrips")
@@ -188,10 +215,13 @@ def main(argv=None) -> dict:
     for email in emails:
         client = app.test_client()
         step = Step(client, counter)
-        buyer_flow(step, email, event, events_list=not args.minimal)
+        if args.apart:
+            buyer_flow_apart(step, email, event)
+        else:
+            buyer_flow(step, email, event, events_list=not args.minimal)
         for name, values in step.costs.items():
             costs.setdefault(name, []).extend(values)
-    if not (args.no_staff or args.minimal):
+    if not (args.no_staff or args.minimal or args.apart):
         for name, values in staff_flows(app, counter, 30).items():
             costs.setdefault(name, []).extend(values)
     shop = "the minimal shop" if args.minimal else "the app"
@@ -202,8 +232,8 @@ def main(argv=None) -> dict:
         med = [statistics.median(v[i] for v in values) for i in range(4)]
         print(f"{name:32s} {med[0]:5.0f} {med[1]:8.0f} {med[2]:6.0f} {med[3]:7.1f}")
         figures[name] = {"sql": med[0], "commits": med[1], "redis": med[2], "cpu_ms": round(med[3], 1)}
-    common.record("minimal_roundtrips" if args.minimal else "roundtrips",
-                  {f"{'minimal_' if args.minimal else ''}roundtrips_per_step": figures})
+    name = ("minimal_" if args.minimal else "") + ("roundtrips_apart" if args.apart else "roundtrips")
+    common.record(name, {f"{name}_per_step": figures})
     return figures
 
 

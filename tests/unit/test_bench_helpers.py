@@ -99,3 +99,35 @@ def test_check_in_ladder_refuses_an_unknown_rung():
 
     with pytest.raises(SystemExit):
         checkin_ladder.main(["--rungs", "app,everything"])
+
+
+def test_roundtrips_apart_counts_each_post_apart_from_the_page_it_redirects_to():
+    """`roundtrips.py --apart`: the rush's eight requests, a POST never following its redirect."""
+    from bench import roundtrips
+
+    pages = {"/auth/login": '<form method="post" action="/auth/login"><input name="email"></form>',
+             "/events/judo": '<form method="post" action="/cart/add"><input name="csrf_token" value="t"></form>',
+             "/cart/checkout": '<form method="post" action="/orders/"><input name="expected_total_cents" value="9"></form>',
+             "/orders/GCH-AAAAAA": '<form method="post" action="/orders/GCH-AAAAAA/pay"></form>'}
+    redirects = {"/cart/add": "/cart/", "/orders/": "/orders/GCH-AAAAAA", "/orders/GCH-AAAAAA/pay": "/orders/GCH-AAAAAA"}
+
+    class Response:
+        def __init__(self, path):
+            self.text, self.headers = pages.get(path, ""), {"Location": redirects.get(path)}
+
+        def get_data(self, as_text=True):
+            return self.text
+
+    calls = []
+
+    def step(name, method, path, data=None, follow=True):
+        calls.append((name, method, path, follow))
+        return Response(path)
+
+    roundtrips.buyer_flow_apart(step, "a@example.test", {"slug": "judo", "offer_id": 3})
+    assert [(name, path, follow) for name, _, path, follow in calls] == [
+        ("login page", "/auth/login", True), ("login (bcrypt cost 4)", "/auth/login", True),
+        ("event page", "/events/judo", True), ("add to cart (POST)", "/cart/add", False),
+        ("cart page", "/cart/", True), ("checkout review", "/cart/checkout", True),
+        ("place order (POST)", "/orders/", False), ("order page, pending", "/orders/GCH-AAAAAA", True),
+        ("pay (POST)", "/orders/GCH-AAAAAA/pay", False), ("order page, paid", "/orders/GCH-AAAAAA", True)]
