@@ -56,7 +56,6 @@ class Event(EventFacts, db.Model):
     )
 
 
-
 class Offer(db.Model):
     __tablename__ = "offers"
 

@@ -96,7 +96,6 @@ class Order(OrderFacts, db.Model):
     )
 
 
-
 class OrderLine(OrderLineFacts, db.Model):
     __tablename__ = "order_lines"
 
@@ -113,7 +112,6 @@ class OrderLine(OrderLineFacts, db.Model):
     event: Mapped[Event] = relationship()
 
     __table_args__ = (sa.CheckConstraint("quantity >= 1 AND quantity <= 10", name="quantity_range"),)
-
 
 
 class Payment(db.Model):
