@@ -7,6 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.extensions import db
+from app.models import Offer
 from app.services import cart
 from app.services.errors import Conflict, DomainError, NotFound
 from tests.checkers import sql_statements
@@ -136,8 +137,6 @@ def as_sold(offer) -> tuple:
 
 
 def test_offer_rows_read_what_the_orm_reads(app):
-    from app.models import Offer
-
     shown, hidden = make_event(title="Diving", capacity=9), make_event(title="Archery")
     offers = [offer_of(shown, "solo"), offer_of(shown, "family"), offer_of(hidden, "duo")]
     offers[1].published = False  # an unpublished offer of a published event ...
