@@ -56,6 +56,23 @@ def orm_flushes(session):
 
 
 @contextlib.contextmanager
+def orm_loads(*models):
+    """A list that gets the class name of each instance of `models` the ORM loads inside the block."""
+    seen: list[str] = []
+
+    def on_load(target, _context):
+        seen.append(type(target).__name__)
+
+    for model in models:
+        sa.event.listen(model, "load", on_load)
+    try:
+        yield seen
+    finally:
+        for model in models:
+            sa.event.remove(model, "load", on_load)
+
+
+@contextlib.contextmanager
 def sql_statements(engine):
     """Every statement `engine` sends inside the block, in order, with "COMMIT" where it commits."""
     seen: list[str] = []

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.models import CartItem, Event, Offer, Order
-from tests.checkers import sql_statements
+from tests.checkers import orm_loads, sql_statements
 from tests.shop import (
     add_to_cart,
     customer,
@@ -319,20 +319,10 @@ def test_the_purchase_reads_offers_and_events_as_rows_not_orm_objects(client, au
     """Adding, the cart pages and placing only read the offers: as rows (`cart.OfferForSale`)."""
     duo = offer_of(make_event(title="Canoe Sprint"), "duo")
     login(auth, client, customer())
-    loaded = []
-
-    def note_load(target, _context):
-        loaded.append(type(target).__name__)
-
-    for model in (Offer, Event):
-        sa.event.listen(model, "load", note_load)
-    try:
+    with orm_loads(Offer, Event) as loaded:
         add_to_cart(client, duo, 2)
         pages = [text(client.get(path)) for path in ("/cart/", "/cart/checkout")]
         placed = place_order(client, reviewed_total(client))
-    finally:
-        for model in (Offer, Event):
-            sa.event.remove(model, "load", note_load)
     assert all("Canoe Sprint" in page and "Duo" in page for page in pages)
     assert "/orders/" in placed.headers["Location"]
     assert loaded == []

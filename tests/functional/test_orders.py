@@ -10,7 +10,7 @@ from freezegun import freeze_time
 
 from app.extensions import db
 from app.models import Order, Payment, Ticket
-from tests.checkers import sql_statements
+from tests.checkers import orm_loads, sql_statements
 from tests.shop import (
     add_to_cart,
     buy,
@@ -284,22 +284,12 @@ def test_the_order_page_builds_only_the_form_it_shows(client, shopper, monkeypat
 def test_the_order_page_reads_rows_not_orm_objects(client, shopper):
     """Shown twice a purchase, the page reads its order as rows (app/services/order_page.py)."""
     code = buy(client, (offer_of(make_event(title="Rowing"), "duo"), 2))
-    loaded = []
-
-    def note_load(target, _context):
-        loaded.append(type(target).__name__)
-
-    for model in (Order, Payment):
-        sa.event.listen(model, "load", note_load)
-    try:
+    with orm_loads(Order, Payment) as loaded:
         pending = text(client.get(f"/orders/{code}"))
         assert loaded == []
         pay(client, code)
         loaded.clear()
         paid = text(client.get(f"/orders/{code}"))
-    finally:
-        for model in (Order, Payment):
-            sa.event.remove(model, "load", note_load)
     assert "Rowing" in pending and "Pay €" in pending
     assert "Your order is paid" in paid and "•••• 4242" in paid and "accepted" in paid
     assert loaded == []
