@@ -19,7 +19,16 @@ class Role(str, enum.Enum):
     ADMIN = "admin"
 
 
-class User(UserMixin, db.Model):
+class PersonName:
+    """`full_name` from `first_name` and `last_name`, for the model and for rows that carry them
+    (the payment's buyer, app/services/checkout.py)."""
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+
+class User(PersonName, UserMixin, db.Model):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -50,10 +59,6 @@ class User(UserMixin, db.Model):
 
     def __repr__(self) -> str:  # never the key or the hash
         return f"<User {self.id} {self.role}>"
-
-    @property
-    def full_name(self) -> str:
-        return f"{self.first_name} {self.last_name}".strip()
 
     @property
     def is_active(self) -> bool:  # Flask-Login refuses inactive users

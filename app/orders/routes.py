@@ -28,11 +28,11 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _load_order(code: str, *, read=orders.get_order_for_user, **options):
+def _load_order(code: str, *, read=orders.get_order_for_user):
     """The customer's own order (404 for anyone else's), with a lapsed hold expired on the spot;
-    `read` is how (the `Order` by default, `options` passed to it the first time)."""
+    `read` is how (the `Order` by default)."""
     try:
-        order = read(db.session, code, current_user.id, **options)
+        order = read(db.session, code, current_user.id)
         now = _now()
         if order.hold_has_expired(now):
             orders.expire_stale_orders(db.session, now=now, order_id=order.id)
@@ -90,11 +90,15 @@ def place_order():
     return redirect(url_for("orders.show_order", code=order.code), 303)
 
 
+def _order_shown(code: str):
+    """The order as its page shows it: plain rows (app/services/order_page.py)."""
+    return _load_order(code, read=order_shown_to_user)
+
+
 @bp.get("/<code>")
 @allow(CUSTOMER)
 def show_order(code: str):
-    # The page only shows the order: read as plain rows (app/services/order_page.py).
-    return _render_order(_load_order(code, read=order_shown_to_user))
+    return _render_order(_order_shown(code))
 
 
 def _payment_key() -> str:
@@ -105,11 +109,13 @@ def _payment_key() -> str:
 @allow(CUSTOMER)
 @limiter.limit(lambda: current_app.config["PAYMENT_RATE_LIMIT"], key_func=_payment_key, methods=["POST"])
 def pay_order(code: str):
-    order = _load_order(code, for_payment=True)
+    # The payment reads the order as rows (app/services/checkout.py); a page that shows the form
+    # again reads what the order page shows, after what this request recorded.
+    order = _load_order(code, read=checkout.payable_order_of_user)
     form = PaymentForm()
     if not form.validate_on_submit():
         form.forget_card()
-        return _render_order(order, form, 400, payment_error=message_for("payment_form_expired"))
+        return _render_order(_order_shown(code), form, 400, payment_error=message_for("payment_form_expired"))
     now = _now()
     errors = validate_card(form.number.data, form.exp_month.data, form.exp_year.data, form.cvv.data,
                            form.holder.data, today=now.date())
@@ -117,7 +123,7 @@ def pay_order(code: str):
         form.forget_card()
         for name, error_code in errors.items():
             getattr(form, CARD_FIELDS[name]).errors = [message_for(error_code)]
-        return _render_order(order, form, 422)
+        return _render_order(_order_shown(code), form, 422)
     card = CardDetails(number=form.number.data, exp_month=form.exp_month.data, exp_year=form.exp_year.data,
                        cvv=form.cvv.data, holder=form.holder.data)
     form.forget_card()
@@ -125,7 +131,7 @@ def pay_order(code: str):
         outcome = checkout.pay_order(db.session, order, card, provider=payment_provider(), now=now,
                                      ip_address=request.remote_addr)
     except checkout.PaymentDeclined as error:
-        return _render_order(order, form, 402, payment_error=message_for(error.code))
+        return _render_order(_order_shown(code), form, 402, payment_error=message_for(error.code))
     except DomainError as error:
         flash(message_for(error.code, **error.params), "danger")
         return redirect(url_for("orders.show_order", code=code), 303)

@@ -77,25 +77,14 @@ def _order_query():
 # half of its CPU (bench/README.md, "Statements built once").
 _ORDER_BY_CODE = _order_query().where(Order.code == sa.bindparam("code"))
 _ORDER_BY_CODE_FOR_USER = _ORDER_BY_CODE.where(Order.user_id == sa.bindparam("user_id"))
-# Paying issues tickets, which need the order's lines and the buyer's user key and name: read with
-# the order, not on their own inside the payment (the signed-in user is loaded without its secrets,
-# and a user loaded before a commit would read its expired name back, a statement per column).
-# Not the page's offers, events and payments: a successful payment redirects to the page, and the
-# pages of a refused card (rarer) load them when they show them.
-_ORDER_BY_CODE_FOR_PAYMENT = (
-    sa.select(Order)
-    .options(joinedload(Order.lines), joinedload(Order.user).load_only(User.user_key, User.first_name, User.last_name))
-    .where(Order.code == sa.bindparam("code"), Order.user_id == sa.bindparam("user_id")))
 
 
-def get_order_for_user(session: Session, code: str, user_id: int, *, for_payment: bool = False) -> Order:
-    """The order with this code if it belongs to the user; NotFound otherwise (no hint either way).
-    `for_payment` also reads the user's key and name, which issuing the tickets needs."""
+def get_order_for_user(session: Session, code: str, user_id: int) -> Order:
+    """The order with this code if it belongs to the user; NotFound otherwise (no hint either way)."""
     code = (code or "").strip().upper()
     if not ORDER_CODE_RE.fullmatch(code):
         raise NotFound()
-    statement = _ORDER_BY_CODE_FOR_PAYMENT if for_payment else _ORDER_BY_CODE_FOR_USER
-    order = session.execute(statement, {"code": code, "user_id": user_id}).unique().scalar()
+    order = session.execute(_ORDER_BY_CODE_FOR_USER, {"code": code, "user_id": user_id}).unique().scalar()
     if order is None:
         raise NotFound()
     return order

@@ -10,12 +10,22 @@ import pytest
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.models import AuditEvent, CartItem, EmailJob, Event, Order, Payment, Ticket
+from app.models import (
+    AuditEvent,
+    CartItem,
+    EmailJob,
+    Event,
+    Order,
+    OrderLine,
+    Payment,
+    Ticket,
+    User,
+)
 from app.services import checkout, orders
 from app.services.codes import ORDER_CODE_RE
-from app.services.errors import Conflict, DomainError, Forbidden
+from app.services.errors import Conflict, DomainError, Forbidden, NotFound
 from app.services.payments import CardDetails, MockProvider
-from tests.checkers import orm_flushes, sql_statements, wait_for
+from tests.checkers import orm_flushes, orm_loads, sql_statements, wait_for
 from tests.conftest import TEST_DATABASE_URL
 from tests.shop import customer, make_event, offer_of, seats_taken
 from tests.wire_trace import WireTrace
@@ -40,7 +50,14 @@ def card(number="4242424242424242") -> CardDetails:
     return CardDetails(number=number, exp_month=12, exp_year=now().year + 2, cvv="731", holder="Ada Lovelace")
 
 
+def payable(order: Order) -> checkout.PayableOrder:
+    """The order as the payment view reads it."""
+    return checkout.payable_order_of_user(db.session, order.code, order.user_id)
+
+
 def pay(order, provider, number="4242424242424242", at=None):
+    if not isinstance(order, checkout.PayableOrder):
+        order = payable(order)
     return checkout.pay_order(db.session, order, card(number), provider=provider, now=at or now())
 
 
@@ -398,13 +415,74 @@ def test_successful_payment_marks_paid_issues_tickets_and_audits(app):
     assert provider.charge_count == 1
 
 
+def as_paid_with(order) -> dict:
+    """What paying uses of an order, whichever way it was read."""
+    return {
+        "order": (order.id, order.code, order.user_id, order.status, order.expires_at, order.paid_at,
+                  order.total_cents, order.currency, order.idempotency_key, order.is_pending, order.is_paid),
+        "lines": [(line.id, line.event_id, line.offer_id, line.quantity, line.persons) for line in order.lines],
+        "buyer": (order.user.user_key, order.user.full_name),
+    }
+
+
+def test_the_payment_reads_the_order_as_the_orm_reads_it_in_one_statement_of_rows(app):
+    first, second = make_event(title="Judo"), make_event(title="Fencing")
+    user = customer(first_name="Ada", last_name="Lovelace")
+    order = place(user, {offer_of(first, "duo"): 1, offer_of(first, "solo"): 2, offer_of(second, "family"): 1})
+    code, user_id = order.code, user.id
+    db.session.expunge_all()
+    with sql_statements(db.engine) as seen, orm_loads(Order, OrderLine, User) as loaded:
+        read = checkout.payable_order_of_user(db.session, f" {code.lower()} ", user_id)  # typed as a customer may
+    assert len(seen) == 1 and loaded == [] and len(db.session.identity_map) == 0
+    orm = orders.get_order_for_user(db.session, code, user_id)
+    assert as_paid_with(read) == as_paid_with(orm)
+    assert [line.id for line in read.lines] == sorted(line.id for line in read.lines)  # as written
+    assert read.user.full_name == "Ada Lovelace" and len(read.user.user_key) == 32 and len(read.lines) == 3
+
+
+@pytest.mark.parametrize("code", ["", "not a code", "GCH-ZZZZZZ", "GCH-0OOOOO", "' OR 1=1 --"])
+def test_the_payment_read_finds_nothing_for_malformed_or_unknown_codes(app, code):
+    with pytest.raises(NotFound):
+        checkout.payable_order_of_user(db.session, code, customer().id)
+
+
+def test_the_payment_read_finds_nothing_in_another_customers_order(app):
+    order = place(customer(), {offer_of(make_event(), "solo"): 1})
+    with pytest.raises(NotFound):
+        checkout.payable_order_of_user(db.session, order.code, customer().id)
+    assert checkout.payable_order_of_user(db.session, order.code, order.user_id).code == order.code
+
+
+def test_a_charge_for_an_order_another_charge_paid_meanwhile_is_refunded(app):
+    """Told apart from a double submit by its transaction id: this charge is not the one recorded."""
+    event = make_event()
+    order = place(customer(), {offer_of(event, "solo"): 1})
+    payable_order = payable(order)
+
+    class PaidMeanwhileProvider(MockProvider):
+        def charge(self, **kwargs):  # another tab's payment, with another key, lands first
+            pay(payable_order, MockProvider())
+            return super().charge(**kwargs)
+
+    provider = PaidMeanwhileProvider()
+    outcome = pay(payable_order, provider)
+    assert not outcome.paid_now and outcome.order.is_paid and outcome.order.paid_at is not None
+    assert provider.refund_count == 1
+    db.session.expire_all()
+    payments = sorted((p.kind, p.succeeded) for p in db.session.get(Order, order.id).payments)
+    assert payments == [("charge", True), ("charge", True), ("refund", True)]
+    refund = db.session.scalar(sa.select(AuditEvent).where(AuditEvent.type == "order_refunded"))
+    assert refund.details["reason"] == "duplicate_charge"
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Ticket).where(Ticket.order_id == order.id)) == 1
+
+
 def test_paying_reads_the_order_once(app):
     """The read transaction ends before the charge without expiring the order the view loaded:
     what is left to write needs no second read of the order, its lines or its payments; and the
     confirmation email is queued without looking for one first (only the paying request gets there)."""
     event = make_event()
     order = place(customer(), {offer_of(event, "duo"): 2})
-    order = orders.get_order_for_user(db.session, order.code, order.user_id)  # as the view loads it
+    order = payable(order)  # as the view reads it
     with sql_statements(db.engine) as seen:
         assert pay(order, MockProvider()).paid_now
     order_reads = re.compile(r"\s*SELECT\b.*?\bFROM (orders|order_lines|payments|email_jobs)\b",
@@ -420,7 +498,7 @@ def test_paying_writes_its_rows_without_the_orm_in_one_statement_on_postgresql_o
     paid, alone in autocommit (no BEGIN, no COMMIT: one round trip); elsewhere one INSERT each."""
     event = make_event()
     order = place(customer(), {offer_of(event, "duo"): 2, offer_of(event, "solo"): 1})
-    order = orders.get_order_for_user(db.session, order.code, order.user_id, for_payment=True)  # as the view does
+    order = payable(order)  # as the view reads it
     on_postgresql = db.engine.dialect.name == "postgresql"
     wire = WireTrace(db.engine) if on_postgresql else None
     with orm_flushes(db.session) as flushes, sql_statements(db.engine) as seen, \
@@ -453,7 +531,7 @@ def test_paying_in_one_statement_writes_the_rows_the_one_by_one_writes_do(app, m
     for code, way in zip(codes, ("one_by_one", "in_one_statement"), strict=True):
         with monkeypatch.context() as patch:
             patch.setattr(checkout, "_record_paid_in_one_statement", getattr(checkout, f"_record_paid_{way}"))
-            order = orders.get_order_for_user(db.session, code, buyer.id, for_payment=True)
+            order = checkout.payable_order_of_user(db.session, code, buyer.id)
             assert pay(order, MockProvider(), at=at).paid_now
     db.session.expire_all()
     ids = [db.session.scalar(sa.select(Order.id).where(Order.code == code)) for code in codes]

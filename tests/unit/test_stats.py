@@ -207,7 +207,8 @@ def test_placing_an_order_is_not_a_sale_and_paying_it_is(app, commits):
                                now=now, hold_minutes=15, max_tickets_per_event=10)
     assert commits == []
     card = CardDetails(number="4242424242424242", exp_month=12, exp_year=now.year + 2, cvv="123", holder="Ada")
-    assert checkout.pay_order(db.session, order, card, provider=MockProvider(), now=now).paid_now
+    payable = checkout.payable_order_of_user(db.session, order.code, buyer.id)
+    assert checkout.pay_order(db.session, payable, card, provider=MockProvider(), now=now).paid_now
     assert commits == [True]
 
 
@@ -233,7 +234,8 @@ def test_a_customers_payment_is_reported_soon_and_a_cancellation_at_once(app, wh
                                now=now, hold_minutes=15, max_tickets_per_event=10)
     when.clear()
     card = CardDetails(number="4242424242424242", exp_month=12, exp_year=now.year + 2, cvv="123", holder="Ada")
-    assert checkout.pay_order(db.session, order, card, provider=MockProvider(), now=now).paid_now
+    payable = checkout.payable_order_of_user(db.session, order.code, buyer.id)
+    assert checkout.pay_order(db.session, payable, card, provider=MockProvider(), now=now).paid_now
     assert when == ["soon"]
     orders.cancel_order(db.session, order, actor_id=buyer.id, now=now, provider=MockProvider())
     assert when == ["soon", "now"]
