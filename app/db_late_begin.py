@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # services import this module, and services never import Flas
 LATE = "guichet_late_begin"  # connection-record info: autocommit was set by us, until the first write
 WROTE = "guichet_transaction_wrote"  # … and: the transaction has written (reset when one begins)
 ALONE = "guichet_write_alone"  # … and: the next write is the transaction's only one, left in autocommit
+CONNECTED = "guichet_connection"  # session info: the connection its transaction holds, once it has one
 _LOCKING = re.compile(r"\bFOR\s+(?:UPDATE|SHARE|NO\s+KEY\s+UPDATE|KEY\s+SHARE)\b", re.IGNORECASE)
 _IDLE = pq.TransactionStatus.IDLE
 log = logging.getLogger(__name__)
@@ -85,6 +86,18 @@ def begin_now(connection: sa.Connection, *, writes: bool = True) -> None:
             driver.autocommit = False
 
 
+# A session's transaction begins before it has a connection (adding the signed-in user to the
+# session begins one): at teardown, `session.connection()` would check one out of the pool, and
+# begin it, only to find nothing to end. The session says when its transaction gets one.
+def _note_connection(session: Session, _transaction, connection: sa.Connection) -> None:
+    session.info[CONNECTED] = connection
+
+
+def _forget_connection(session: Session, transaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(CONNECTED, None)
+
+
 def install_late_begin(app: Flask, db: SQLAlchemy) -> None:
     """Start each transaction of the engine in autocommit and begin it at its first write or lock;
     end one that only locked with COMMIT at app-context teardown. Call after `db.init_app(app)`
@@ -119,6 +132,10 @@ def install_late_begin(app: Flask, db: SQLAlchemy) -> None:
         elif isinstance(cursor, psycopg.ServerCursor) or locks_rows(statement):  # DECLARE needs a transaction
             begin_now(connection, writes=False)
 
+    for name, listener in (("after_begin", _note_connection), ("after_transaction_end", _forget_connection)):
+        if not sa.event.contains(db.session, name, listener):  # one Session class for every app
+            sa.event.listen(db.session, name, listener)
+
     @app.teardown_appcontext
     def _commit_if_only_locked(error: BaseException | None) -> None:
         if error is not None or not db.session.registry.has():
@@ -127,8 +144,8 @@ def install_late_begin(app: Flask, db: SQLAlchemy) -> None:
         transaction = session.get_transaction()
         if transaction is None or not transaction.is_active or session.new or session.dirty or session.deleted:
             return
-        connection = session.connection()
-        if connection.info.get(WROTE, True):
+        connection = session.info.get(CONNECTED)
+        if connection is None or connection.info.get(WROTE, True):  # no statement ran: nothing to end
             return
         driver = connection.connection.driver_connection
         if driver.pgconn.transaction_status == _IDLE:

@@ -162,6 +162,40 @@ def test_a_connection_in_autocommit_on_purpose_stays_in_autocommit(app, event_id
     assert title_in_a_new_context(app, event_id) == "At once"
 
 
+def test_a_transaction_that_ran_no_statement_checks_out_no_connection_at_its_end(app, event_id):
+    """A signed-in page served from the cache adds its user to the session, which begins a
+    transaction without a connection: the teardown has nothing to end, and no connection to take."""
+    checkouts = []
+
+    def on_checkout(*_):
+        checkouts.append(1)
+
+    with app.app_context():
+        event = db.session.get(Event, event_id)
+        db.session.expunge(event)
+    sa.event.listen(db.engine, "checkout", on_checkout)
+    try:
+        with WireTrace(db.engine).recording() as wire, app.app_context():
+            db.session.add(event)  # as the signed-in user is added: the session's transaction begins
+            assert db.session().in_transaction()
+        assert checkouts == [] and wire.sql() == [], wire.messages()
+        with WireTrace(db.engine).recording() as wire, app.app_context():  # a lock taken: ended at teardown
+            db.session.add(event)
+            db.session.execute(LOCK, {"event_id": event_id})
+        assert checkouts == [1] and ends_with(wire) == "COMMIT", wire.messages()
+    finally:
+        sa.event.remove(db.engine, "checkout", on_checkout)
+
+
+def test_the_session_listeners_are_installed_once_for_every_app(make_app):
+    from app.db_late_begin import _forget_connection, _note_connection
+
+    make_app()
+    with make_app().app_context():
+        for name, listener in (("after_begin", _note_connection), ("after_transaction_end", _forget_connection)):
+            assert list(getattr(db.session().dispatch, name)).count(listener) == 1
+
+
 def test_a_page_that_only_reads_sends_neither_begin_nor_commit(make_app, event_id):
     """Through a real request, on another instance of the app: its requests get app contexts of
     their own (the tests' context belongs to the first instance)."""
