@@ -1,10 +1,14 @@
-"""Jinja filters and globals: money in cents, dates in the event's time zone, the layout's links."""
+"""Jinja filters and globals: money in cents, dates in the event's time zone, the layout's links and bar."""
 from __future__ import annotations
 
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from flask import Flask, has_request_context, request
+from flask import Flask, has_request_context, render_template, request
+from flask_wtf.csrf import generate_csrf
+from jinja2 import pass_context
+from jinja2.runtime import Context
+from markupsafe import Markup
 
 from app.access import ADMIN
 from app.messages import message_for
@@ -53,6 +57,40 @@ def remembering_url_for(app: Flask):
     return url_for
 
 
+# Kinds of navigation bar: a page's endpoint × role × cart count, a few hundred at most.
+_MAX_REMEMBERED_BARS = 1024
+_CSRF_PLACEHOLDER = "__NAVBAR_CSRF_TOKEN__"
+
+
+def remembering_navigation_bar():
+    """`navigation_bar()` for the layout: `_navbar.html`, rendered once per kind of bar.
+
+    The bar varies only with the page's endpoint (its active link), the visitor's role (none when
+    signed out) and the cart's count; the log-out form's CSRF token, the one per-visitor part, is
+    filled in per request. Rendered through its macros on every page, it was 16 % of a signed-in
+    page's instructions (bench/instructions.py). Kept per script root, like the links it holds.
+    """
+    remembered: dict[tuple, str] = {}
+
+    @pass_context
+    def navigation_bar(context: Context) -> Markup:
+        if not has_request_context():
+            return Markup(render_template("_navbar.html", csrf_placeholder=_CSRF_PLACEHOLDER))
+        user = context.get("current_user")
+        role = user.role if user is not None and user.is_authenticated else None
+        key = (request.script_root, request.endpoint, role, context.get("cart_count"))
+        html = remembered.get(key)
+        if html is None:
+            html = render_template("_navbar.html", csrf_placeholder=_CSRF_PLACEHOLDER)
+            if len(remembered) < _MAX_REMEMBERED_BARS:
+                remembered[key] = html
+        if _CSRF_PLACEHOLDER in html:  # signed in: the log-out form
+            html = html.replace(_CSRF_PLACEHOLDER, generate_csrf())
+        return Markup(html)
+
+    return navigation_bar
+
+
 def register(app: Flask) -> None:
     zone = ZoneInfo(app.config["DISPLAY_TIMEZONE"])
 
@@ -62,6 +100,7 @@ def register(app: Flask) -> None:
         return value.astimezone(zone).strftime(fmt)
 
     app.jinja_env.globals["url_for"] = remembering_url_for(app)
+    app.jinja_env.globals["navigation_bar"] = remembering_navigation_bar()
     app.jinja_env.filters["money"] = format_cents
     app.jinja_env.filters["local"] = local
     app.jinja_env.globals["message_for"] = message_for
