@@ -12,6 +12,7 @@ from app.extensions import db, limiter
 from app.flashes import flash
 from app.messages import message_for
 from app.orders import bp
+from app.orders.blank_form import blank_payment_form
 from app.orders.emails import deliver_order_cancellation, deliver_order_confirmation
 from app.orders.forms import CancelOrderForm, PaymentForm, PlaceOrderForm
 from app.payments_provider import payment_provider
@@ -44,12 +45,14 @@ def _load_order(code: str, *, read=orders.get_order_for_user):
 
 def _render_order(order, payment_form=None, status=200, payment_error=None):
     """The order page; each form is built only when the page shows it (the payment form while
-    the order is pending, the cancel form once it is paid)."""
+    the order is pending, the cancel form once it is paid). A payment form with nothing typed
+    yet comes filled in from its kept rendering (app/orders/blank_form.py)."""
     now = _now()
+    blank_form = None
     if payment_form is None and order.is_pending:
-        payment_form = PaymentForm(holder=current_user.full_name)
+        blank_form = blank_payment_form(order.code, order.total_cents, current_user.full_name)
     can_cancel = order.is_paid and all(line.event.starts_at > now for line in order.lines)
-    return render_template("orders/show.html", order=order, form=payment_form,
+    return render_template("orders/show.html", order=order, form=payment_form, blank_payment_form=blank_form,
                            cancel_form=CancelOrderForm() if can_cancel else None, can_cancel=can_cancel,
                            payment_error=payment_error, test_cards=TEST_CARDS), status
 

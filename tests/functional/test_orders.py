@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,6 +15,7 @@ from tests.checkers import orm_loads, sql_statements
 from tests.shop import (
     add_to_cart,
     buy,
+    card_form,
     customer,
     login,
     make_event,
@@ -267,18 +269,66 @@ def test_a_pending_order_has_no_cancel_button_and_cannot_be_cancelled(client, sh
 
 
 def test_the_order_page_builds_only_the_form_it_shows(client, shopper, monkeypatch):
-    from app.orders import routes
+    """A pending order's payment form with nothing typed comes from its kept rendering
+    (app/orders/blank_form.py): from the second page on, no form is built for it at all."""
+    from app.orders import blank_form, routes
 
     built = []
-    for name in ("PaymentForm", "CancelOrderForm"):
-        form_class = getattr(routes, name)
-        monkeypatch.setattr(routes, name, lambda *a, _c=form_class, _n=name, **k: built.append(_n) or _c(*a, **k))
-    code = buy(client, (offer_of(make_event(), "solo"), 1))
-    assert "payment-form" in text(client.get(f"/orders/{code}")) and built == ["PaymentForm"]
-    pay(client, code)
+    for module, name in ((blank_form, "PaymentForm"), (routes, "PaymentForm"), (routes, "CancelOrderForm")):
+        form_class = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _c=form_class, _n=name, **k: built.append(_n) or _c(*a, **k))
+    codes = [buy(client, (offer_of(make_event(), "solo"), 1)) for _ in range(2)]
+    for code in codes:
+        assert "payment-form" in text(client.get(f"/orders/{code}"))
+    assert built == ["PaymentForm"]  # the kept rendering's, once
+    pay(client, codes[0])
     built.clear()
-    body = text(client.get(f"/orders/{code}"))
+    body = text(client.get(f"/orders/{codes[0]}"))
     assert "payment-form" not in body and "Cancel this order" in body and built == ["CancelOrderForm"]
+
+
+def payment_form_html(page: str) -> str:
+    form = re.search(r'<form method="post" action="[^"]*/pay".*?</form>', page, re.DOTALL).group(0)
+    return re.sub(r'(name="csrf_token" type="hidden" value=")[^"]*"', r'\1T"', form)  # tokens are time-stamped
+
+
+def test_the_kept_payment_form_is_the_form_rendered_for_the_order(app, client, auth):
+    """Filled in, the kept rendering is the form as the page rendered it in full: each order's own
+    action and amount, the customer's name as the holder (escaped), the session's CSRF token."""
+    from flask import render_template
+
+    from app.orders.forms import PaymentForm
+
+    login(auth, client, customer(first_name='Zoë "Z"', last_name="<O'Hara> & Co"))
+    event = make_event()
+    orders = [(buy(client, (offer_of(event, "solo"), 1)), "€50.00"), (buy(client, (offer_of(event, "duo"), 2)), "€190.00")]
+    for code, amount in orders:
+        page = text(client.get(f"/orders/{code}"))
+        with app.test_request_context():
+            whole = render_template("orders/_payment_form.html", form=PaymentForm(holder="Zoë \"Z\" <O'Hara> & Co"),
+                                    pay_code=code, pay_amount=amount)
+        assert payment_form_html(page) == payment_form_html(whole)
+        assert f'action="/orders/{code}/pay"' in page and f"Pay {amount}</button>" in page
+        assert 'value="Zoë &#34;Z&#34; &lt;O&#39;Hara&gt; &amp; Co"' in page and "GuichetPay" not in page
+    assert pay(client, orders[1][0]).status_code == 303  # with the token the page gave
+
+
+@pytest.mark.app_config(WTF_CSRF_ENABLED=True)
+def test_the_kept_payment_form_carries_the_sessions_own_csrf_token(client):
+    from app.services import orders as order_service
+    from tests.factories import DEFAULT_PASSWORD
+    from tests.functional.test_auth_login import csrf_token_from, post_login
+
+    user, solo = customer(), offer_of(make_event(), "solo")
+    token = csrf_token_from(text(client.get("/auth/login")))
+    assert post_login(client, user.email, DEFAULT_PASSWORD, csrf_token=token).status_code == 302
+    code = order_service.place_order(db.session, user=user, items={solo.id: 1}, expected_total_cents=solo.price_cents,
+                                     now=datetime.now(UTC), hold_minutes=15, max_tickets_per_event=10).code
+    form = re.search(r'<form method="post" action="[^"]*/pay".*?</form>', text(client.get(f"/orders/{code}")),
+                     re.DOTALL).group(0)
+    assert pay(client, code).status_code == 400  # without the token
+    assert client.post(f"/orders/{code}/pay", data=card_form() | {"csrf_token": csrf_token_from(form)}).status_code == 303
+    assert order_by_code(code).status == "paid"
 
 
 def test_the_order_page_reads_rows_not_orm_objects(client, shopper):
