@@ -32,7 +32,8 @@ def blank_payment_form(order_code: str, total_cents: int, holder: str) -> Markup
     html = kept.get(request.script_root)
     if html is None:
         html = kept[request.script_root] = _with_placeholders()
+    # The customer's name last: whatever it holds (a placeholder's letters, say) stays as typed.
     return Markup(html.replace(CODE, str(escape(order_code)))
                   .replace(AMOUNT, str(escape(format_cents(total_cents))))
-                  .replace(HOLDER, str(escape(holder)))
-                  .replace(CSRF, generate_csrf()))
+                  .replace(CSRF, generate_csrf())
+                  .replace(HOLDER, str(escape(holder))))

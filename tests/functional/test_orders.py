@@ -313,6 +313,16 @@ def test_the_kept_payment_form_is_the_form_rendered_for_the_order(app, client, a
     assert pay(client, orders[1][0]).status_code == 303  # with the token the page gave
 
 
+def test_a_holders_name_that_looks_like_a_placeholder_is_shown_as_typed(client, auth):
+    from app.orders import blank_form
+
+    name = f"{blank_form.CSRF} {blank_form.CODE} {blank_form.AMOUNT}"
+    login(auth, client, customer(first_name=name, last_name="Doe"))
+    code = buy(client, (offer_of(make_event(), "solo"), 1))
+    page = text(client.get(f"/orders/{code}"))
+    assert f'value="{name} Doe"' in page and f'action="/orders/{code}/pay"' in page
+
+
 @pytest.mark.app_config(WTF_CSRF_ENABLED=True)
 def test_the_kept_payment_form_carries_the_sessions_own_csrf_token(client):
     from app.services import orders as order_service
