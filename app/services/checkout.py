@@ -25,9 +25,12 @@ from app.models.base import UTCDateTime, utcnow
 from app.models.order import OrderFacts
 from app.models.user import PersonName
 from app.services import audit, email_jobs
-from app.services.codes import ORDER_CODE_RE
-from app.services.errors import Conflict, DomainError, NotFound
-from app.services.orders import expire_stale_orders, new_idempotency_key
+from app.services.errors import Conflict, DomainError
+from app.services.orders import (
+    expire_stale_orders,
+    new_idempotency_key,
+    rows_of_users_order,
+)
 from app.services.payments import CardDetails, ChargeResult, PaymentProvider
 from app.services.stats import allow_stats_refresh_soon, note_stats_change
 from app.services.tickets import issue_tickets, new_ticket_rows
@@ -93,12 +96,7 @@ _PAYABLE_ORDER = (
 def payable_order_of_user(session: Session, code: str, user_id: int) -> PayableOrder:
     """The order with this code if it belongs to the user; NotFound otherwise (no hint either way),
     as `orders.get_order_for_user`."""
-    code = (code or "").strip().upper()
-    if not ORDER_CODE_RE.fullmatch(code):
-        raise NotFound()
-    rows = session.execute(_PAYABLE_ORDER, {"code": code, "user_id": user_id}).all()
-    if not rows:
-        raise NotFound()
+    rows = rows_of_users_order(session, _PAYABLE_ORDER, code, user_id)
     first = rows[0]
     return PayableOrder(
         id=first.id, code=first.code, user_id=first.user_id, status=first.status, expires_at=first.expires_at,

@@ -17,8 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Event, Offer, Order, OrderLine, Payment
 from app.models.order import OrderFacts, OrderLineFacts
-from app.services.codes import ORDER_CODE_RE
-from app.services.errors import NotFound
+from app.services.orders import rows_of_users_order
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,12 +90,7 @@ _ORDER_PAGE = (
 def order_shown_to_user(session: Session, code: str, user_id: int) -> OrderShown:
     """The order with this code if it belongs to the user; NotFound otherwise (no hint either way),
     as `orders.get_order_for_user`. Lines in the order they were written, payments oldest first."""
-    code = (code or "").strip().upper()
-    if not ORDER_CODE_RE.fullmatch(code):
-        raise NotFound()
-    rows = session.execute(_ORDER_PAGE, {"code": code, "user_id": user_id}).all()
-    if not rows:
-        raise NotFound()
+    rows = rows_of_users_order(session, _ORDER_PAGE, code, user_id)
     lines: dict[int, OrderLineShown] = {}
     payments: dict[int, PaymentShown] = {}
     for row in rows:

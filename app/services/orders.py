@@ -79,6 +79,19 @@ _ORDER_BY_CODE = _order_query().where(Order.code == sa.bindparam("code"))
 _ORDER_BY_CODE_FOR_USER = _ORDER_BY_CODE.where(Order.user_id == sa.bindparam("user_id"))
 
 
+def rows_of_users_order(session: Session, statement: sa.Executable, code: str, user_id: int) -> list[sa.Row]:
+    """The rows `statement` reads (with its `code` and `user_id` parameters) for the order with this
+    code if it belongs to the user; NotFound otherwise (no hint either way). For the reads that take
+    an order as rows rather than as an `Order` (the order page's, the payment's)."""
+    code = (code or "").strip().upper()
+    if not ORDER_CODE_RE.fullmatch(code):
+        raise NotFound()
+    rows = session.execute(statement, {"code": code, "user_id": user_id}).all()
+    if not rows:
+        raise NotFound()
+    return rows
+
+
 def get_order_for_user(session: Session, code: str, user_id: int) -> Order:
     """The order with this code if it belongs to the user; NotFound otherwise (no hint either way)."""
     code = (code or "").strip().upper()
