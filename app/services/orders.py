@@ -79,14 +79,20 @@ _ORDER_BY_CODE = _order_query().where(Order.code == sa.bindparam("code"))
 _ORDER_BY_CODE_FOR_USER = _ORDER_BY_CODE.where(Order.user_id == sa.bindparam("user_id"))
 
 
+def _order_code(code: str | None) -> str:
+    """The code as a customer may type it (spaces around, lower case), tidied; NotFound when it
+    cannot be an order code, without a query."""
+    code = (code or "").strip().upper()
+    if not ORDER_CODE_RE.fullmatch(code):
+        raise NotFound()
+    return code
+
+
 def rows_of_users_order(session: Session, statement: sa.Executable, code: str, user_id: int) -> list[sa.Row]:
     """The rows `statement` reads (with its `code` and `user_id` parameters) for the order with this
     code if it belongs to the user; NotFound otherwise (no hint either way). For the reads that take
     an order as rows rather than as an `Order` (the order page's, the payment's)."""
-    code = (code or "").strip().upper()
-    if not ORDER_CODE_RE.fullmatch(code):
-        raise NotFound()
-    rows = session.execute(statement, {"code": code, "user_id": user_id}).all()
+    rows = session.execute(statement, {"code": _order_code(code), "user_id": user_id}).all()
     if not rows:
         raise NotFound()
     return rows
@@ -94,10 +100,7 @@ def rows_of_users_order(session: Session, statement: sa.Executable, code: str, u
 
 def get_order_for_user(session: Session, code: str, user_id: int) -> Order:
     """The order with this code if it belongs to the user; NotFound otherwise (no hint either way)."""
-    code = (code or "").strip().upper()
-    if not ORDER_CODE_RE.fullmatch(code):
-        raise NotFound()
-    order = session.execute(_ORDER_BY_CODE_FOR_USER, {"code": code, "user_id": user_id}).unique().scalar()
+    order = session.execute(_ORDER_BY_CODE_FOR_USER, {"code": _order_code(code), "user_id": user_id}).unique().scalar()
     if order is None:
         raise NotFound()
     return order
@@ -105,9 +108,7 @@ def get_order_for_user(session: Session, code: str, user_id: int) -> Order:
 
 def get_order(session: Session, code: str) -> Order:
     """Any order by code (for administrators)."""
-    code = (code or "").strip().upper()
-    order = (session.execute(_ORDER_BY_CODE, {"code": code}).unique().scalar()
-             if ORDER_CODE_RE.fullmatch(code) else None)
+    order = session.execute(_ORDER_BY_CODE, {"code": _order_code(code)}).unique().scalar()
     if order is None:
         raise NotFound()
     return order
