@@ -184,7 +184,8 @@ WITH paid AS (
     SELECT :email_kind, id, :now, 0, :now, :email_pending FROM paid
 )
 SELECT count(*) FROM paid
-""").bindparams(sa.bindparam("now", type_=UTCDateTime()), sa.bindparam("audited_at", type_=UTCDateTime()))
+""").bindparams(sa.bindparam("now", type_=UTCDateTime()), sa.bindparam("audited_at", type_=UTCDateTime())
+               ).columns(sa.column("paid"))  # a named result: mapped once (see orders._PLACE_FOR_ONE_EVENT)
 _TICKET_ARRAYS = {"numbers": "number", "line_ids": "order_line_id", "event_ids": "event_id",
                   "offer_ids": "offer_id", "persons": "persons", "holder_names": "holder_name",
                   "purchase_keys": "purchase_key", "key_digests": "key_digest"}

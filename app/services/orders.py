@@ -284,7 +284,9 @@ def _check_limit(held: int, wanted: int, max_per_event: int, title: str) -> None
 # _TICKETS_HELD). The order is written only within the limit; the seat UPDATE comes last, its
 # WHERE reading the other CTEs so that they have run before it locks the event's row (module doc);
 # it takes the seats only if the order was written. A refusal (limit, sold out) leaves something
-# to roll back only in the second case, as before.
+# to roll back only in the second case, as before. Its result's columns are named (`columns`), so
+# SQLAlchemy maps them once and keeps the map with the compiled statement; for a bare `text` it
+# reads the cursor's description and maps it again on every run.
 _PLACE_FOR_ONE_EVENT = sa.text("""
 WITH held_by_event AS MATERIALIZED (
     SELECT l.event_id, sum(l.quantity) AS tickets
@@ -317,7 +319,8 @@ WITH held_by_event AS MATERIALIZED (
 )
 SELECT (SELECT tickets FROM held), (SELECT id FROM new_order), (SELECT count(*) FROM taken),
        (SELECT array_agg(id) FROM new_lines), (SELECT array_agg(offer_id) FROM new_lines)
-""").bindparams(sa.bindparam("created_at", type_=UTCDateTime()), sa.bindparam("expires_at", type_=UTCDateTime()))
+""").bindparams(sa.bindparam("created_at", type_=UTCDateTime()), sa.bindparam("expires_at", type_=UTCDateTime())
+               ).columns(*map(sa.column, ("held", "order_id", "taken", "line_ids", "line_offers")))
 
 
 def _write_order_for_one_event(session: Session, values: dict, lines: list[dict], *, event_id: int, seats: int,

@@ -86,7 +86,7 @@ def test_placing_for_one_event_counts_from_the_buyers_orders_too(app):
                   "idempotency_key": "plan-key", "pending": "pending", "paid": "paid", "event_id": on_sale.event_id,
                   "seats": 1, "tickets": 1, "max_per_event": 2, "offer_ids": [on_sale.id], "quantities": [1],
                   "persons": [1], "unit_prices": [5000]}
-        statement = sa.text("EXPLAIN (ANALYZE, FORMAT JSON) " + order_service._PLACE_FOR_ONE_EVENT.text)
+        statement = sa.text("EXPLAIN (ANALYZE, FORMAT JSON) " + order_service._PLACE_FOR_ONE_EVENT.element.text)
         plan = db.session.execute(statement, params).scalar_one()
         db.session.rollback()
 
