@@ -177,6 +177,11 @@ def test_cached_user_comes_back_attached_without_secrets_in_the_cache(app):
     assert sa.inspect(again).persistent and not db.session.dirty and not db.session.is_modified(again)
     assert again in db.session and again.email == user.email
     assert again.user_key == key  # the secret column loads from the database on access
+    role = again.role  # a change is tracked from the cached value, and written
+    again.role = "staff" if role != "staff" else "admin"
+    assert sa.inspect(again).attrs.role.history.deleted == [role] and db.session.is_modified(again)
+    db.session.commit()
+    assert db.session.scalar(sa.select(User.role).where(User.id == user_id)) == again.role != role
 
 
 def test_invalidate_user_cache_forgets_every_session(app):
