@@ -11,6 +11,7 @@ from flask import Flask
 
 load_dotenv()  # before config.py reads the environment
 
+from app import csrf_tokens
 from app.extensions import (
     bcrypt,
     cache,
@@ -99,6 +100,7 @@ def register_extensions(app: Flask) -> None:
         register_migration_commands(app)
     login_manager.init_app(app)
     csrf.init_app(app)
+    csrf_tokens.install(app)
     bcrypt.init_app(app)
     mail.init_app(app)
     cache.init_app(app)
