@@ -1,4 +1,4 @@
-"""A small browser for load tests: one aiohttp session (own cookie jar) per virtual user.
+"""A small browser for load tests: one aiohttp session and its own cookies per virtual user.
 
 It reads forms the way a browser does (hidden inputs such as `csrf_token`, selects with their
 selected option), posts them, follows redirects, and times each step as a client-side round
@@ -10,6 +10,8 @@ import html
 import re
 import time
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlencode, urljoin
 
 import aiohttp
 
@@ -113,37 +115,108 @@ class Page:
         return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
+# Redirects a browser follows, and those after which it asks with GET.
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_THEN_GET = frozenset({301, 302, 303})
+_MAX_REDIRECTS = 10
+_FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+class Cookies:
+    """One browser's cookies on the one host it talks to (127.0.0.1; a cookie is not tied to a
+    port, so every instance behind nginx gets it too): name → value, as Set-Cookie gave them.
+
+    aiohttp's own jar (`SimpleCookie` parsing and filtering per request) and its form encoder were
+    a third of the rush client's CPU (py-spy on bench/rush.py, 2026-11-24), on the same two cores
+    as the server. The app sets host-only cookies on path / (session, flash messages, remember
+    me), so a name is enough to tell them apart; a cookie whose Max-Age is 0 or less, or whose
+    Expires is past, is deleted, as werkzeug's `delete_cookie` asks.
+    """
+
+    def __init__(self):
+        self.values: dict[str, str] = {}
+
+    def header(self) -> dict[str, str]:
+        if not self.values:
+            return {}
+        return {"Cookie": "; ".join(f"{name}={value}" for name, value in self.values.items())}
+
+    def store(self, set_cookie_headers) -> None:
+        for line in set_cookie_headers:
+            pair, _, attributes = line.partition(";")
+            name, _, value = pair.partition("=")
+            name = name.strip()
+            if name:
+                if _expired(attributes):
+                    self.values.pop(name, None)
+                else:
+                    self.values[name] = value.strip()
+
+
+def _expired(attributes: str) -> bool:
+    for attribute in attributes.split(";"):
+        key, _, value = attribute.partition("=")
+        key = key.strip().lower()
+        if key == "max-age":
+            return value.strip().lstrip("-").isdigit() and int(value) <= 0
+        if key == "expires":
+            try:
+                return parsedate_to_datetime(value.strip()).timestamp() <= time.time()
+            except (TypeError, ValueError):
+                return False
+    return False
+
+
 class Browser:
-    """One virtual user. `connector` may be shared (a pool, like nginx's upstream keep-alive)."""
+    """One virtual user. `connector` may be shared (a pool, like nginx's upstream keep-alive).
+
+    It keeps its own cookies (`Cookies`), follows redirects itself (storing each hop's cookies
+    first, as a browser does) and sends forms urlencoded."""
 
     def __init__(self, base: str, connector: aiohttp.BaseConnector | None = None, timeout: float = 60.0):
         if not base.startswith("http://127.0.0.1:"):
             raise ValueError("load goes to 127.0.0.1 only")
         self.base = base.rstrip("/")
         self.status_counts: dict[int, int] = {}
+        self.cookies = Cookies()
         self.session = aiohttp.ClientSession(
-            cookie_jar=aiohttp.CookieJar(unsafe=True),  # unsafe=True: keep cookies set by an IP host
-            connector=connector, connector_owner=connector is None,
+            cookie_jar=aiohttp.DummyCookieJar(), connector=connector, connector_owner=connector is None,
             timeout=aiohttp.ClientTimeout(total=timeout),
         )
 
     def _url(self, path: str) -> str:
         return path if path.startswith("http") else f"{self.base}{path}"
 
-    async def _request(self, method: str, path: str, **kwargs) -> Page:
+    def _count(self, status: int) -> None:
+        self.status_counts[status] = self.status_counts.get(status, 0) + 1
+
+    async def _request(self, method: str, path: str, data: dict | None = None, params=None) -> Page:
         t0 = time.perf_counter()
-        async with self.session.request(method, self._url(path), **kwargs) as resp:
-            text = await resp.text()
-            for hop in (*resp.history, resp):
-                self.status_counts[hop.status] = self.status_counts.get(hop.status, 0) + 1
-            return Page(resp.status, str(resp.url), text, time.perf_counter() - t0,
-                        tuple(h.status for h in resp.history))
+        url = self._url(path)
+        body = None if data is None else urlencode(data).encode()
+        hops: list[int] = []
+        for _ in range(_MAX_REDIRECTS + 1):
+            headers = self.cookies.header() | (_FORM if body is not None else {})
+            async with self.session.request(method, url, data=body, params=params, headers=headers,
+                                            allow_redirects=False) as resp:
+                self.cookies.store(resp.headers.getall("Set-Cookie", ()))
+                self._count(resp.status)
+                location = resp.headers.get("Location")
+                if resp.status not in _REDIRECTS or not location:
+                    text = await resp.text()
+                    return Page(resp.status, str(resp.url), text, time.perf_counter() - t0, tuple(hops))
+                await resp.read()
+                hops.append(resp.status)
+                url = urljoin(str(resp.url), location)
+                if resp.status in _THEN_GET:
+                    method, body, params = "GET", None, None
+        raise RuntimeError(f"more than {_MAX_REDIRECTS} redirects from {path}")
 
     async def get(self, path: str, **kwargs) -> Page:
         return await self._request("GET", path, **kwargs)
 
-    async def post(self, path: str, data: dict | None = None, **kwargs) -> Page:
-        return await self._request("POST", path, data=data, **kwargs)
+    async def post(self, path: str, data: dict | None = None) -> Page:
+        return await self._request("POST", path, data=data if data is not None else {})
 
     async def submit(self, form: Form, **values) -> Page:
         if form.method != "post":
@@ -152,8 +225,10 @@ class Browser:
 
     async def post_json(self, path: str, payload: dict, headers: dict | None = None) -> tuple[int, dict | None, float]:
         t0 = time.perf_counter()
-        async with self.session.post(self._url(path), json=payload, headers=headers) as resp:
-            self.status_counts[resp.status] = self.status_counts.get(resp.status, 0) + 1
+        async with self.session.post(self._url(path), json=payload,
+                                     headers=self.cookies.header() | (headers or {})) as resp:
+            self.cookies.store(resp.headers.getall("Set-Cookie", ()))
+            self._count(resp.status)
             try:
                 body = await resp.json(content_type=None)
             except ValueError:
@@ -161,10 +236,7 @@ class Browser:
             return resp.status, body, time.perf_counter() - t0
 
     def cookie(self, name: str) -> str | None:
-        for morsel in self.session.cookie_jar:
-            if morsel.key == name:
-                return morsel.value
-        return None
+        return self.cookies.values.get(name)
 
     async def close(self) -> None:
         await self.session.close()
