@@ -116,6 +116,8 @@ def _measure(base: str, *, duration: int, connections: int, rounds: int) -> dict
     token = asyncio.run(scanner_token(base, staff_account(1)))
     # Enough distinct tickets for ~3000 scans/s over the run; wrk wraps around only beyond that.
     payloads = payloads_for_unused_tickets(max(20_000, duration * 3000) + rounds)
+    if len(payloads) < rounds + 1000:
+        raise SystemExit(f"check-in: only {len(payloads)} unused seeded tickets left; re-seed (bench/seed.py)")
     race, distinct = payloads[:rounds], payloads[rounds:]
     path = common.OUT / "checkin-payloads.txt"
     path.write_text("\n".join(distinct) + "\n")
