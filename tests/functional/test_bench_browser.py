@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 
 from bench.browser import Browser, Cookies, log_in
 from tests.factories import DEFAULT_PASSWORD, UserFactory
@@ -24,11 +25,12 @@ def test_a_browser_logs_in_follows_redirects_and_logs_out(app, live_server):
 
     user = UserFactory()
     db.session.commit()
+    email = user.email  # read here: the journey runs in another thread, outside the app context
 
     async def journey():
         browser = Browser(live_server.url)
         try:
-            home = await log_in(browser, user.email, DEFAULT_PASSWORD)  # GET the form, POST it, follow 302
+            home = await log_in(browser, email, DEFAULT_PASSWORD)  # GET the form, POST it, follow 302
             account = await browser.get("/account/")
             logged_out = await browser.submit(account.form("/auth/logout"))
             after = await browser.get("/account/")
@@ -36,8 +38,10 @@ def test_a_browser_logs_in_follows_redirects_and_logs_out(app, live_server):
         finally:
             await browser.close()
 
-    home, account, logged_out, after, statuses = asyncio.run(journey())
-    assert home.history == (302,) and home.status == 200 and user.email in account.text
+    # In a thread of its own: the browser tests' Playwright may leave an event loop running in this one.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as thread:
+        home, account, logged_out, after, statuses = thread.submit(lambda: asyncio.run(journey())).result()
+    assert home.history == (302,) and home.status == 200 and email in account.text
     assert logged_out.history == (302,) and "logged out" in logged_out.text.lower()
     assert after.history == (302,) and after.path.startswith("/auth/login")  # the session is gone
     assert statuses[302] == 3 and 500 not in statuses
