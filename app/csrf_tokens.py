@@ -2,8 +2,8 @@
 
 Flask-WTF keeps a random token in the session and hands pages a signed copy of it (an HMAC with a
 timestamp), signed the first time a request asks and kept in `g` for that request only. Every page
-with a form, and the layout's log-out button, signed it again: 3.5 % of a purchase's samples in
-the rush (bench/README.md). With `WTF_CSRF_TIME_LIMIT = None` a signed token is valid as long as
+with a form, and the layout's log-out button, signed it again: 3.5 % of the rush requests'
+samples (bench/README.md). With `WTF_CSRF_TIME_LIMIT = None` a signed token is valid as long as
 the session holds its random token, whatever its timestamp, so the first one signed serves every
 later page of the session just as well.
 

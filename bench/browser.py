@@ -127,8 +127,8 @@ class Cookies:
     port, so every instance behind nginx gets it too): name → value, as Set-Cookie gave them.
 
     aiohttp's own jar (`SimpleCookie` parsing and filtering per request) and its form encoder were
-    a third of the rush client's CPU (py-spy on bench/rush.py, 2026-11-24), on the same two cores
-    as the server. The app sets host-only cookies on path / (session, flash messages, remember
+    a third of the rush client's samples (py-spy on bench/rush.py, 2026-11-24; its CPU fell by a
+    quarter without them), on the same two cores as the server. The app sets host-only cookies on path / (session, flash messages, remember
     me), so a name is enough to tell them apart; a cookie whose Max-Age is 0 or less, or whose
     Expires is past, is deleted, as werkzeug's `delete_cookie` asks.
     """
