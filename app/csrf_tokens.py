@@ -43,11 +43,11 @@ class SignedTokens:
         return len(self._signed)
 
 
-def install(app: Flask, size: int = KEEP) -> None:
+def install(app: Flask) -> None:
     if app.config.get("WTF_CSRF_TIME_LIMIT") is not None:
         return
     field = app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
-    kept = app.extensions["csrf_tokens"] = SignedTokens(size)
+    kept = app.extensions["csrf_tokens"] = SignedTokens()
 
     @app.before_request
     def reuse_signed_csrf_token():
