@@ -62,9 +62,13 @@ def add_item():
     save_cart_items(items)
     if capped:
         flash(message_for("cart_quantity_capped", max=MAX_QUANTITY, name=name, title=title), "warning")
-    else:
+    elif not form.buy_now.data:  # the checkout review lists the line: no message needed there
         flash(message_for("cart_added", quantity=form.quantity.data, name=name, title=title), "success")
-    return redirect(url_for("offers.show_event", slug=slug), 303)
+    if not form.buy_now.data:
+        return redirect(url_for("offers.show_event", slug=slug), 303)
+    if current_user.is_authenticated and current_user.role != CUSTOMER:
+        return redirect(url_for("cart.view_cart"), 303)  # staff and admins cannot check out: it says why
+    return redirect(url_for("cart.checkout"), 303)  # a visitor logs in first, then lands there
 
 
 @bp.post("/<int:offer_id>/quantity")

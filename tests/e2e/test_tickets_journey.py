@@ -56,11 +56,9 @@ def test_buy_download_pdf_then_check_in_at_the_gate(app, page, browser, live_ser
     # --- the customer buys one Solo ticket
     log_in(page, customer.email)
     page.goto("/events/athletics-mens-100m-final")
-    page.get_by_role("button", name="Add Solo to cart").click()
-    # The add's answer first: going to the cart at once could cancel the form's POST.
-    expect(page.get_by_role("link", name="Cart (1)")).to_be_visible()
-    page.goto("/cart/")
-    page.get_by_role("link", name="Continue to checkout").click()
+    page.get_by_role("button", name="Buy Solo now").click()  # added, and straight to the review
+    page.wait_for_url("**/cart/checkout")
+    expect(page.locator("#review-total")).to_have_text("€85.00")
     page.get_by_role("button", name="Place order").click()
     page.get_by_label("Name on the card").fill("Camille Martin")
     page.get_by_label("Card number").fill("4242 4242 4242 4242")

@@ -11,6 +11,7 @@ from app.extensions import db
 from app.models import CartItem, Event, Offer, Order
 from tests.checkers import orm_loads, sql_statements
 from tests.shop import (
+    ORDER_URL,
     add_to_cart,
     customer,
     login,
@@ -276,6 +277,81 @@ def test_checkout_asks_visitors_to_log_in_first(client):
     assert response.status_code == 302
     assert "/auth/login" in response.headers["Location"] and "cart" in response.headers["Location"]
     assert client.post("/orders/", data={"expected_total_cents": 5000}).status_code == 302
+
+
+def buy_now(client, offer: Offer, quantity: int = 1):
+    """The event page's "Buy … now" button: the add form posted with the button's name."""
+    return client.post("/cart/add", data={"offer_id": offer.id, "quantity": quantity, "buy_now": "1"})
+
+
+def test_the_event_page_offers_to_buy_now_beside_adding_to_the_cart(client):
+    event = make_event()
+    solo = offer_of(event, "solo")
+    body = text(client.get(f"/events/{event.slug}"))
+    form = re.search(rf'<form[^>]*action="/cart/add".*?name="offer_id" value="{solo.id}".*?</form>', body, re.DOTALL).group(0)
+    assert ">Add Solo to cart</button>" in form
+    assert re.search(r'<button type="submit" name="buy_now" value="1"[^>]*>Buy Solo now</button>', form)
+
+
+def test_buy_now_adds_the_line_and_goes_straight_to_the_checkout_review(client, auth):
+    event = make_event(title="Fencing — Team Final")
+    login(auth, client, customer())
+    add_to_cart(client, offer_of(event, "solo"), 1)  # already in the cart: the review shows both lines
+    response = buy_now(client, offer_of(event, "duo"), 2)
+    assert response.status_code == 303 and response.headers["Location"].endswith("/cart/checkout")
+    review = client.get(response.headers["Location"])
+    body = text(review)
+    assert review.status_code == 200 and 'id="place-order-form"' in body
+    assert "Duo" in body and "Solo" in body
+    assert reviewed_total(client) == 5000 + 2 * 9500
+    assert "Added 2 × Duo" not in body  # no "Added …" message: the review lists the line
+    response = place_order(client, expected_total=5000 + 2 * 9500)
+    assert response.status_code == 303 and ORDER_URL.search(response.headers["Location"])
+    assert seats_taken(event.id) == 1 + 2 * 2
+
+
+def test_buy_now_asks_a_visitor_to_log_in_then_shows_the_review(client, auth):
+    event = make_event()
+    response = buy_now(client, offer_of(event, "family"))
+    assert response.status_code == 303 and response.headers["Location"].endswith("/cart/checkout")
+    to_login = client.get(response.headers["Location"])
+    assert to_login.status_code == 302
+    assert "/auth/login" in to_login.headers["Location"] and "next=/cart/checkout" in to_login.headers["Location"]
+    logged_in = auth.login(customer(), next_url="/cart/checkout")
+    assert logged_in.status_code in (302, 303) and logged_in.headers["Location"].endswith("/cart/checkout")
+    assert reviewed_total(client) == 17000  # the visitor's cart was merged into the account
+
+
+@pytest.mark.app_config(REQUIRE_2FA_FOR_STAFF=False)
+def test_buy_now_sends_staff_to_the_cart_page_that_says_why_they_cannot_buy(client, auth):
+    event = make_event()
+    login(auth, client, customer(role="staff"))
+    response = buy_now(client, offer_of(event, "solo"))
+    assert response.status_code == 303 and response.headers["Location"].endswith("/cart/")
+    assert "Staff and administrator accounts cannot buy tickets" in cart_page(client)
+
+
+@pytest.mark.parametrize("quantity", ["0", "11", "two", ""])
+def test_buy_now_with_a_bad_quantity_stays_on_the_cart_with_a_message(client, auth, quantity):
+    event = make_event()
+    login(auth, client, customer())
+    response = client.post("/cart/add", data={"offer_id": offer_of(event, "solo").id, "quantity": quantity,
+                                              "buy_now": "1"}, follow_redirects=True)
+    assert response.request.path == "/cart/"
+    assert "Choose a quantity between 1 and 10" in text(response)
+    assert "Your cart is empty" in text(response)
+
+
+def test_buy_now_past_the_line_maximum_warns_on_the_review(client, auth):
+    event = make_event()
+    login(auth, client, customer())
+    solo = offer_of(event, "solo")
+    add_to_cart(client, solo, 8)
+    response = buy_now(client, solo, 5)
+    assert response.headers["Location"].endswith("/cart/checkout")
+    body = text(client.get("/cart/checkout"))
+    assert "at most 10" in body
+    assert reviewed_total(client) == 10 * 5000
 
 
 def test_checkout_of_an_empty_cart_sends_back_to_the_cart(client, auth):
