@@ -21,9 +21,15 @@ class Form:
     action: str
     method: str
     fields: dict = field(default_factory=dict)
+    buttons: dict = field(default_factory=dict)  # named submit buttons: name → value
 
-    def filled(self, **values) -> dict:
+    def filled(self, button: str | None = None, **values) -> dict:
+        """The fields to send; `button`: the named submit button clicked (its name and value go too)."""
         data = dict(self.fields)
+        if button is not None:
+            if button not in self.buttons:
+                raise LookupError(f"no button named {button!r} in the form to {self.action}")
+            data[button] = self.buttons[button]
         data.update({k: str(v) for k, v in values.items()})
         return data
 
@@ -49,8 +55,8 @@ def _attributes(text: str) -> dict[str, str | None]:
 
 def parse_forms(page: str) -> list[Form]:
     """Every <form> with its action, method and the values a browser would submit by default:
-    named inputs (checkboxes and radios only when checked; no submit buttons) and each select's
-    selected option (its first one when none is)."""
+    named inputs (checkboxes and radios only when checked), each select's selected option (its
+    first one when none is); named submit buttons apart, sent only with the one clicked."""
     forms: list[Form] = []
     select: str | None = None
     first_option = True
@@ -67,9 +73,10 @@ def parse_forms(page: str) -> list[Form]:
             continue
         elif tag in ("input", "button") and a.get("name"):
             kind = (a.get("type") or ("submit" if tag == "button" else "text")).lower()
-            if kind in ("checkbox", "radio") and "checked" not in a or kind == "submit":
-                continue
-            forms[-1].fields[a["name"]] = a.get("value") or ""
+            if kind == "submit":
+                forms[-1].buttons[a["name"]] = a.get("value") or ""
+            elif kind not in ("checkbox", "radio") or "checked" in a:
+                forms[-1].fields[a["name"]] = a.get("value") or ""
         elif tag == "select" and a.get("name"):
             select, first_option = a["name"], True
         elif tag == "option" and select:
@@ -218,10 +225,10 @@ class Browser:
     async def post(self, path: str, data: dict | None = None) -> Page:
         return await self._request("POST", path, data=data if data is not None else {})
 
-    async def submit(self, form: Form, **values) -> Page:
+    async def submit(self, form: Form, button: str | None = None, **values) -> Page:
         if form.method != "post":
-            return await self.get(form.action, params=form.filled(**values))
-        return await self.post(form.action, form.filled(**values))
+            return await self.get(form.action, params=form.filled(button, **values))
+        return await self.post(form.action, form.filled(button, **values))
 
     async def post_json(self, path: str, payload: dict, headers: dict | None = None) -> tuple[int, dict | None, float]:
         t0 = time.perf_counter()

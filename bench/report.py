@@ -69,7 +69,7 @@ DETAILS = [
      "emails a minute one core sends"), "", "emails"),
     ("floor_signed_in_page_cpu_ms", ("floor: CPU per request of a signed-in page (/orders/, no order), /auth/login, "
      "/healthz"), "ms", "floor"),
-    ("rush_ceiling_orders_per_minute", ("floor: most orders/min 2 cores allow (8 × floor + load generator + "
+    ("rush_ceiling_orders_per_minute", ("floor: most orders/min 2 cores allow (7 × floor + load generator + "
      "PostgreSQL per order)"), "", "floor"),
     ("minimal_orders_per_minute", ("minimal shop (`rush.py --minimal`, gthread workers, the least a purchase can cost here), same rush: "
      "orders/min, oversell / 5xx (its warm-up rush: the same)"), "", "minimal_rush"),

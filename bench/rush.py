@@ -9,8 +9,11 @@ Every buyer then logs in through the real /auth/login form (CSRF token read from
 keeps its own cookie jar, so each has its own server-side session.
 
 The rush (timed): all buyers start together and each, like a browser, opens the event page,
-posts the add-to-cart form, opens the checkout review, posts "place order", and pays on the
-order page with the success card 4242 4242 4242 4242, following every redirect. Times are
+clicks "Buy Solo now" (the add-to-cart form's second button: added, then straight to the
+checkout review), posts "place order", and pays on the order page with the success card
+4242 4242 4242 4242, following every redirect: 7 requests. `--journey cart` clicks "Add Solo to
+cart" instead (back to the event page), then opens the review: 8 requests, as every run before
+2026-11-25 did. Times are
 client-side round trips on loopback (they include all server time, the client's own parsing,
 and queueing when all workers are busy). Afterwards the database is checked: paid seats never
 exceed capacity (oversell = 0), and equal capacity (or the demand when it is smaller).
@@ -44,6 +47,7 @@ from bench.browser import Browser, log_in, server_errors
 from bench.nginx import two_instances_behind_nginx
 
 SUCCESS_CARD = "4242424242424242"
+JOURNEYS = {"buy-now": 7, "cart": 8}  # the purchase's requests, from the event page to the paid order
 BUYER_BCRYPT_COST = 4
 PRICE_CENTS = 5000
 
@@ -111,7 +115,7 @@ async def log_in_all(base: str, emails: list[str], concurrency: int = 24) -> lis
     return browsers
 
 
-async def purchase(browser: Browser, event: dict, start: asyncio.Event) -> dict:
+async def purchase(browser: Browser, event: dict, start: asyncio.Event, journey: str = "buy-now") -> dict:
     """One buyer's whole purchase; returns step times (s) and the outcome."""
     await start.wait()
     steps: dict[str, float] = {}
@@ -124,10 +128,14 @@ async def purchase(browser: Browser, event: dict, start: asyncio.Event) -> dict:
         if page.status == 200 and "Sold out" in page.text:  # every seat held before this page was built
             return {"outcome": "sold_out_on_event_page", "steps": steps, "total": time.perf_counter() - t0}
         raise
-    page = await browser.submit(add_form, quantity=1)
-    steps["add_to_cart"] = page.seconds
-    page = await browser.get("/cart/checkout")
-    steps["checkout_review"] = page.seconds
+    if journey == "buy-now":
+        page = await browser.submit(add_form, "buy_now", quantity=1)  # answered by the review
+        steps["add_to_cart"] = page.seconds
+    else:
+        page = await browser.submit(add_form, quantity=1)
+        steps["add_to_cart"] = page.seconds
+        page = await browser.get("/cart/checkout")
+        steps["checkout_review"] = page.seconds
     try:
         place_form = page.form("/orders")
     except LookupError:
@@ -146,7 +154,7 @@ async def purchase(browser: Browser, event: dict, start: asyncio.Event) -> dict:
             "total": time.perf_counter() - t0}
 
 
-async def solo_purchases(base: str, count: int, label: str) -> dict:
+async def solo_purchases(base: str, count: int, label: str, journey: str) -> dict:
     """`count` buyers, one after the other, each alone on the server: one buyer's whole purchase.
 
     Client round trips on loopback with nothing else running, so each is the server's time for
@@ -160,7 +168,7 @@ async def solo_purchases(base: str, count: int, label: str) -> dict:
     go.set()
     results = []
     for browser in browsers:
-        results.append(await purchase(browser, event, go))
+        results.append(await purchase(browser, event, go, journey))
         await browser.close()
     paid = [r for r in results if r["outcome"] == "paid"]
     whole = common.summary_ms([r["total"] for r in paid])
@@ -174,14 +182,16 @@ async def solo_purchases(base: str, count: int, label: str) -> dict:
 
 
 async def rush(base: str, buyers: int, seats: int, label: str = "single", check_bases: tuple = (),
-               server_pids: tuple = (), solo: int = 0, warm_up: bool = True) -> dict:
+               server_pids: tuple = (), solo: int = 0, warm_up: bool = True, journey: str = "buy-now") -> dict:
     with common.running_email_worker() as worker:
         cold = {}
         if warm_up:  # an on-sale opens on a shop that has been serving for hours: warm processes
-            figures, _ = await _rush(base, buyers, seats, f"{label}-warm-up", (), server_pids, 0, worker.pid)
+            figures, _ = await _rush(base, buyers, seats, f"{label}-warm-up", (), server_pids, 0, worker.pid,
+                                     journey)
             await drain_emails()
             cold = cold_figures(figures)
-        figures, event_id = await _rush(base, buyers, seats, label, check_bases, server_pids, solo, worker.pid)
+        figures, event_id = await _rush(base, buyers, seats, label, check_bases, server_pids, solo, worker.pid,
+                                        journey)
         figures |= cold
         t_end = time.perf_counter()
         await drain_emails()
@@ -189,6 +199,7 @@ async def rush(base: str, buyers: int, seats: int, label: str = "single", check_
         figures["rush_emails_pending_after_drain"] = common.pending_emails()
         figures["rush_email_worker_cpu_s_total"] = round(common.cpu_seconds([worker.pid]), 2)
     figures["rush_confirmation_emails_sent"] = emails_sent(event_id)
+    figures["rush_journey"] = f"{journey}: {JOURNEYS[journey]} requests a purchase"
     return figures
 
 
@@ -217,9 +228,9 @@ def emails_sent(event_id: int) -> int:
 
 
 async def _rush(base: str, buyers: int, seats: int, label: str, check_bases: tuple, server_pids: tuple,
-                solo: int, worker_pid: int) -> tuple[dict, int]:
+                solo: int, worker_pid: int, journey: str) -> tuple[dict, int]:
     """The figures of the rush, and its event's id."""
-    solo_figures = await solo_purchases(base, solo, label)
+    solo_figures = await solo_purchases(base, solo, label, journey)
     event = create_rush_event(seats, label)
     emails = create_buyers(buyers, label)
     t_login = time.perf_counter()
@@ -227,7 +238,7 @@ async def _rush(base: str, buyers: int, seats: int, label: str, check_bases: tup
     login_seconds = time.perf_counter() - t_login
     valid_elsewhere = await sessions_valid_on(check_bases, browsers[:20]) if check_bases else None
     start = asyncio.Event()
-    tasks = [asyncio.create_task(purchase(b, event, start)) for b in browsers]
+    tasks = [asyncio.create_task(purchase(b, event, start, journey)) for b in browsers]
     await asyncio.sleep(0.5)  # every buyer is waiting at the gate
     cpu0, t0 = time.process_time(), time.perf_counter()
     server_cpu0, pg_cpu0 = common.cpu_seconds(server_pids), common.postgres_cpu()
@@ -288,7 +299,8 @@ def summarise(results, event, wall, cpu, errors_5xx, buyers, login_seconds, vali
         # During the rush a purchase mostly waits its turn: 600 buyers share 2 cores.
         "rush_purchase_p50_ms": whole["p50"], "rush_purchase_p99_ms": whole["p99"],
         "add_to_cart_p50_ms": step("add_to_cart", paid)["p50"], "event_page_p50_ms": step("event_page", paid)["p50"],
-        "checkout_review_p50_ms": step("checkout_review", paid)["p50"],
+        **({"checkout_review_p50_ms": step("checkout_review", paid)["p50"]}
+           if any("checkout_review" in r["steps"] for r in paid) else {}),  # its own step in the cart journey
         "errors_5xx": errors_5xx, "rush_outcomes": outcomes,
         # CPU seconds spent during the rush: gunicorn workers, every PostgreSQL process on the
         # machine (other people's test runs included, backends that ended too), this load
@@ -302,20 +314,21 @@ def summarise(results, event, wall, cpu, errors_5xx, buyers, login_seconds, vali
 
 
 def measure(base: str, buyers: int = 600, seats: int = 500, label: str = "single", check_bases: tuple = (),
-            server_pids: tuple = (), solo: int = 0, warm_up: bool = True) -> dict:
+            server_pids: tuple = (), solo: int = 0, warm_up: bool = True, journey: str = "buy-now") -> dict:
     """The rush's figures; `warm_up`: after a first rush on another event (rush_cold_… figures)."""
     if seats >= buyers:
         raise SystemExit("rush: the event must have fewer seats than buyers")
-    return asyncio.run(rush(base, buyers, seats, label, check_bases, server_pids, solo, warm_up))
+    return asyncio.run(rush(base, buyers, seats, label, check_bases, server_pids, solo, warm_up, journey))
 
 
-def measure_behind_nginx(model: common.WorkerModel, buyers: int, seats: int, warm_up: bool = True) -> dict:
+def measure_behind_nginx(model: common.WorkerModel, buyers: int, seats: int, warm_up: bool = True,
+                         journey: str = "buy-now") -> dict:
     """The same rush through nginx to two gunicorn instances; keys prefixed with nginx_."""
     with two_instances_behind_nginx(model) as (proxy, instances):
         pids = tuple(pid for server in instances for pid in server.worker_pids())
         cpu_before = [common.cpu_seconds(server.worker_pids()) for server in instances]
         figures = measure(proxy.url, buyers, seats, label="nginx", check_bases=tuple(s.url for s in instances),
-                          server_pids=pids, warm_up=warm_up)
+                          server_pids=pids, warm_up=warm_up, journey=journey)
         share = [round(common.cpu_seconds(s.worker_pids()) - before, 2)
                  for s, before in zip(instances, cpu_before, strict=True)]
         rss = [common.worker_rss(server)["worker_rss_mb"] for server in instances]
@@ -341,7 +354,7 @@ def ceilings(cpu: dict, orders: int, cores: int) -> dict:
 
 
 def measure_minimal(model: common.WorkerModel, buyers: int, seats: int, solo: int, stack: str = "bare",
-                    warm_up: bool = True) -> dict:
+                    warm_up: bool = True, journey: str = "buy-now") -> dict:
     """The same rush against bench/minimal_shop.py (the least a purchase can cost on this stack);
     keys prefixed with minimal_. `minimal_rush_server_ceiling_orders_per_minute` is the most
     orders two cores could complete if the load generator cost nothing: only the server's,
@@ -353,7 +366,7 @@ def measure_minimal(model: common.WorkerModel, buyers: int, seats: int, solo: in
     prefix = "minimal" if stack == "bare" else "fixed_stack"
     with common.running_server(model, app_spec="bench.minimal_shop:app", env={"MINIMAL_STACK": stack}) as server:
         figures = measure(server.url, buyers, seats, label=prefix.replace("_", "-"),
-                          server_pids=tuple(server.worker_pids()), solo=solo, warm_up=warm_up)
+                          server_pids=tuple(server.worker_pids()), solo=solo, warm_up=warm_up, journey=journey)
     prefixed = {key.replace("rush_", f"{prefix}_rush_", 1) if key.startswith("rush_") else f"{prefix}_{key}": value
                 for key, value in figures.items()}
     prefixed[f"{prefix}_rush_workers"] = model.label
@@ -374,25 +387,28 @@ def main(argv=None) -> dict:
                         help="against the minimal shop on the fixed stack's plumbing (MINIMAL_STACK=fixed)")
     parser.add_argument("--cold", action="store_true",
                         help="measure the first rush after the server starts (no warm-up rush before it)")
+    parser.add_argument("--journey", choices=tuple(JOURNEYS), default="buy-now",
+                        help='"buy-now": the event page\'s "Buy now" button goes straight to the review (7 requests); '
+                             '"cart": "Add to cart", then the review (8 requests)')
     args = parser.parse_args(argv)
     warm_up = not args.cold
     common.flush_redis()
     if args.minimal or args.fixed_stack:
         stack, name = ("fixed", "fixed_stack") if args.fixed_stack else ("bare", "minimal")
         figures = measure_minimal(common.MINIMAL_SHOP_MODEL, args.buyers, args.seats, args.solo, stack=stack,
-                                  warm_up=warm_up)
+                                  warm_up=warm_up, journey=args.journey)
         common.print_figures(f"rush on the minimal shop, {stack} stack ({args.buyers} buyers, {args.seats} seats)",
                              figures)
         common.record(f"{name}_rush", figures)
         return figures
     if args.nginx:
-        figures = measure_behind_nginx(common.DEFAULT_MODEL, args.buyers, args.seats, warm_up)
+        figures = measure_behind_nginx(common.DEFAULT_MODEL, args.buyers, args.seats, warm_up, args.journey)
         common.print_figures(f"rush behind nginx ({args.buyers} buyers, {args.seats} seats)", figures)
         common.record("nginx_rush", figures)
         return figures
     with common.running_server() as server:
         figures = measure(server.url, args.buyers, args.seats, server_pids=tuple(server.worker_pids()),
-                          solo=args.solo, warm_up=warm_up)
+                          solo=args.solo, warm_up=warm_up, journey=args.journey)
         figures["rush_workers"] = server.model.label
         figures.update(common.worker_rss(server, "rush"))
     common.print_figures(f"rush ({args.buyers} buyers, {args.seats} seats)", figures)

@@ -63,10 +63,13 @@ def signed_in(shop, user):
     return client
 
 
-def buy(client, slug: str) -> str:
-    """Event page → add → checkout → place; the order page's URL path."""
-    action, data = form(client.get(f"/events/{slug}"), "/cart/add")
-    assert client.post(action, data=data).headers["Location"] == "/cart/"
+def buy(client, slug: str, *, now: bool = False) -> str:
+    """Event page → add (→ the cart) → checkout → place, or with `now` "buy now" (→ checkout) →
+    place; the order page's URL path."""
+    found = next(f for f in parse_forms(client.get(f"/events/{slug}").get_data(as_text=True))
+                 if f.action == "/cart/add")
+    added = client.post(found.action, data=found.filled("buy_now") if now else found.filled())
+    assert added.headers["Location"] == ("/cart/checkout" if now else "/cart/")
     action, data = form(client.get("/cart/checkout"), "/orders/")
     return client.post(action, data=data).headers["Location"]
 
@@ -111,8 +114,8 @@ def test_the_last_seat_is_sold_once(app, shop):
     slug, event_id = offer.event.slug, offer.event_id
     db.session.commit()
     one, two = signed_in(shop, first), signed_in(shop, second)
-    assert buy(one, slug).startswith("/orders/")
-    assert buy(two, slug) == "/cart/checkout"  # sold out: back to the review, no order
+    assert buy(one, slug, now=True).startswith("/orders/")
+    assert buy(two, slug, now=True) == "/cart/checkout"  # sold out: back to the review, no order
     db.session.expire_all()
     assert db.session.get(Event, event_id).seats_taken == 1
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Order)) == 1

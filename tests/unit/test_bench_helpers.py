@@ -30,6 +30,14 @@ def test_forms_are_read_like_a_browser_would_submit_them():
     assert search.method == "get" and search.fields == {"sport": ""}
 
 
+def test_a_named_submit_button_is_sent_only_when_clicked():
+    add, search = parse_forms(PAGE)
+    assert add.buttons == {"go": "1"} and "go" not in add.fields
+    assert add.filled("go") == {**add.fields, "go": "1"}
+    with pytest.raises(LookupError):
+        search.filled("go")
+
+
 def test_forms_unescape_values_and_accept_any_quoting():
     page = """<FORM method='POST' action="/orders/?next=a&amp;b=1"><input name=code value=AB&lt;1>
     <input type="radio" name="size" value="s"><input type="radio" checked name="size" value="m">
