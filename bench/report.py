@@ -51,7 +51,7 @@ LADDER_RUNGS = (
 
 # Other figures worth a line: (key, label, unit, benchmark)
 DETAILS = [
-    ("orders_completed", "rush: orders paid / buyers", "", "rush"),
+    ("orders_completed", "rush: orders paid / buyers; the journey", "", "rush"),
     ("rush_cold_orders_per_minute", ("rush: the warm-up rush just before, the first after the server started: "
      "orders/min; oversell / 5xx; whole-machine CPU per order"), "", "rush"),
     ("placement_p50_ms", "rush: place order p50 / p99", "ms", "rush"),
@@ -156,7 +156,8 @@ def detail_value(key: str, unit: str, results: dict) -> str:
     r = results.get
     pairs = {
         "orders_completed": lambda: f"{fmt(r('orders_completed'))} / {fmt(r('rush_buyers'))} "
-                                    f"(seats sold {fmt(r('rush_seats_sold'))} of {fmt(r('rush_capacity'))})",
+                                    f"(seats sold {fmt(r('rush_seats_sold'))} of {fmt(r('rush_capacity'))}); "
+                                    f"{r('rush_journey') or 'cart: 8 requests a purchase'}",
         "placement_p50_ms": lambda: f"{fmt(r('placement_p50_ms'))} / {fmt(r('placement_p99_ms'))} ms",
         "payment_p50_ms": lambda: f"{fmt(r('payment_p50_ms'))} / {fmt(r('payment_p99_ms'))} ms",
         "rush_email_drain_s": lambda: (f"{fmt(r('rush_confirmation_emails_sent'))} sent; queue empty "
