@@ -58,7 +58,9 @@ def add_item():
     except DomainError as error:
         flash(message_for(error.code, **error.params), "danger")
         return redirect(url_for("cart.view_cart"), 303)
-    name, title, slug = offer.name, offer.event.title, offer.event.slug  # read before the commit expires them
+    # Read before the commit expires them (the user too: reading it after would query it again).
+    name, title, slug = offer.name, offer.event.title, offer.event.slug
+    staff = current_user.is_authenticated and current_user.role != CUSTOMER
     save_cart_items(items)
     if capped:
         flash(message_for("cart_quantity_capped", max=MAX_QUANTITY, name=name, title=title), "warning")
@@ -66,7 +68,7 @@ def add_item():
         flash(message_for("cart_added", quantity=form.quantity.data, name=name, title=title), "success")
     if not form.buy_now.data:
         return redirect(url_for("offers.show_event", slug=slug), 303)
-    if current_user.is_authenticated and current_user.role != CUSTOMER:
+    if staff:
         return redirect(url_for("cart.view_cart"), 303)  # staff and admins cannot check out: it says why
     return redirect(url_for("cart.checkout"), 303)  # a visitor logs in first, then lands there
 

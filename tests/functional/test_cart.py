@@ -217,13 +217,17 @@ def test_the_cart_pages_and_placing_read_the_cart_with_its_offers_in_one_stateme
     assert not [s for s in seen if s.startswith("SELECT offers.")]  # not read a second time
 
 
-def test_adding_to_the_cart_reads_the_offer_and_the_stored_cart_in_one_statement(client, auth):
+@pytest.mark.parametrize("button", [{}, {"buy_now": "1"}], ids=["add to cart", "buy now"])
+def test_adding_to_the_cart_reads_the_offer_and_the_stored_cart_in_one_statement(client, auth, button):
+    """Where the answer goes (back to the event, or to the review for "buy now") is decided without
+    reading the signed-in user again after the cart's commit."""
     event = make_event()
     login(auth, client, customer())
     add_to_cart(client, offer_of(event, "family"), 2)
     solo = offer_of(event, "solo").id
     with sql_statements(db.engine) as seen:
-        assert add_to_cart(client, solo, 1).status_code == 303
+        response = client.post("/cart/add", data={"offer_id": solo, "quantity": 1, **button})
+    assert response.status_code == 303
     reads = [s for s in seen if s.lstrip().upper().startswith("SELECT")]
     assert len(reads) == 1 and "LEFT OUTER JOIN cart_items" in reads[0], reads
     assert "Cart (3)" in cart_page(client)
