@@ -15,7 +15,8 @@ divided by the difference in repetitions is the cost of one repetition, with the
 imports, setup and first-call warm-up cancelled out.
 
 - purchase: a fresh buyer signs in (bcrypt cost 4), opens the event page, adds one Solo ticket,
-  opens the checkout review, places the order and pays with the success card (8 requests).
+  opens the checkout review, places the order and pays with the success card (8 requests: the
+  rush's cart journey, `rush.py --journey cart`, so that versions before "buy now" compare).
 - page: the same signed-in buyer GETs /cart/ (an empty cart: one small query, the layout).
 - checkin (only when asked: `--journey checkin` or `all`): a scanner app's valid scan, POST
   /tickets/api/check-in with a bearer token and a distinct unused seeded ticket, as bench/checkin.py

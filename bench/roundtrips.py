@@ -10,7 +10,8 @@ psycopg, the app's at SQLAlchemy. CPU is `time.process_time()`
 of this process around each step, so it covers the app only (not PostgreSQL or Redis). Counts
 are per step, median over the buyers (rounded); also the catalogue pages and the check-in API.
 
-`--apart` counts each of the rush's eight requests on its own (a POST apart from the page it
+`--apart` counts each of the eight requests of the rush's cart journey (`rush.py --journey cart`;
+"buy now" leaves out the page the add redirects to) on its own (a POST apart from the page it
 redirects to); with `--minimal` and `MINIMAL_STACK=fixed` in the environment, the same on the
 fixed-stack shop: which requests of a purchase cost the app more than the least they could.
 """
@@ -141,7 +142,7 @@ def buyer_flow(step: Step, email: str, event: dict, *, events_list: bool = True)
 
 
 def buyer_flow_apart(step: Step, email: str, event: dict) -> None:
-    """The rush's eight requests, each counted on its own: a POST apart from the page it redirects to."""
+    """The cart journey's eight requests, each counted on its own: a POST apart from the page it redirects to."""
     page = step("login page", "GET", "/auth/login")
     action, data = form(page, "/auth/login", email=email, password=common.PASSWORD)
     step("login (bcrypt cost 4)", "POST", action, data)  # and the page after it, as a browser would
