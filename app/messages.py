@@ -200,6 +200,8 @@ MESSAGES: dict[str, str] = {
     "order_placed": "Order {order} is placed and your seats are held for {minutes} minutes. "
                     "Pay now to get your tickets.",
     "payment_form_expired": "This form has expired. Please enter your card again.",
+    "checkout_expired": "This review page has expired. Please check your order and pay again.",
+    "checkout_not_paid": "Order {order} is placed and your seats are held, but it is not paid yet. {reason}",
     "payment_accepted": "Payment accepted: your order is paid and your tickets are ready.",
     "payment_accepted_email_sent": "Payment accepted: your order is paid and your tickets are ready. "
                                    "A confirmation email is on its way.",

@@ -89,3 +89,21 @@ def card_form(number: str = GOOD_CARD, *, month: str = "12", year: str | None = 
 
 def pay(client, code: str, number: str = GOOD_CARD, **fields):
     return client.post(f"/orders/{code}/pay", data=card_form(number, **fields))
+
+
+CHECKOUT_FORM = re.compile(r'<form method="post" action="/cart/checkout".*?</form>', re.DOTALL)
+
+
+def review_form(client) -> dict:
+    """The hidden fields of the review page's card form: the total shown and the page's checkout key."""
+    response = client.get("/cart/checkout")
+    assert response.status_code == 200, response.status_code
+    form = CHECKOUT_FORM.search(response.get_data(as_text=True))
+    assert form, "the review page has no card form"
+    return {name: value for name, value in re.findall(r'name="(expected_total_cents|checkout_key)"[^>]*value="([^"]*)"',
+                                                       form.group(0))}
+
+
+def pay_now(client, number: str = GOOD_CARD, *, review: dict | None = None, **fields):
+    """The review page's "Pay": place the order and pay it in one submit."""
+    return client.post("/cart/checkout", data=(review or review_form(client)) | card_form(number, **fields))

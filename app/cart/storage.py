@@ -98,6 +98,15 @@ def forget_ordered_items(ordered: Mapping[int, int]) -> None:
     _remember_count(user_id, sum(quantity for offer_id, quantity in stored.items() if offer_id not in ordered))
 
 
+def current_cart() -> cart_service.CartView:
+    """The visitor's cart as its pages show it (lines, offers, problems, total)."""
+    items, offers = cart_with_offers()
+    view = cart_service.describe_cart(db.session, items, now=datetime.now(UTC), offers=offers)
+    if len(view.items) != len(items):  # offers deleted meanwhile: forget them
+        save_cart_items(view.items)
+    return view
+
+
 def cart_count() -> int:
     """Tickets in the cart, for the navbar (from the shared cache; one small query when it is not there)."""
     if not has_request_context():

@@ -1,7 +1,7 @@
 """Checkout forms. The card number and CVV fields never render a value back into the page."""
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, IntegerField, StringField
-from wtforms.validators import InputRequired
+from wtforms.validators import InputRequired, Regexp
 from wtforms.widgets import HiddenInput
 
 
@@ -29,6 +29,14 @@ class PaymentForm(FlaskForm):
         for field in (self.number, self.cvv):
             field.data = None
             field.raw_data = None
+
+
+class CheckoutPaymentForm(PaymentForm):
+    """The review page's card form: one submit places the order and pays it."""
+    expected_total_cents = IntegerField(widget=HiddenInput(), validators=[InputRequired()])
+    # Drawn for each review page (app/services/orders.py, `place_order`): the same form sent twice
+    # places and charges one order.
+    checkout_key = HiddenField(validators=[InputRequired(), Regexp(r"^[A-Za-z0-9_-]{32}$")])
 
 
 class CancelOrderForm(FlaskForm):

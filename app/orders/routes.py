@@ -8,21 +8,24 @@ from flask_login import current_user
 
 from app.access import CUSTOMER, allow
 from app.cart.storage import cart_with_offers, forget_ordered_items
-from app.extensions import db, limiter
+from app.extensions import db
 from app.flashes import flash
 from app.messages import message_for
 from app.orders import bp
 from app.orders.blank_form import blank_payment_form
-from app.orders.emails import deliver_order_cancellation, deliver_order_confirmation
-from app.orders.forms import CancelOrderForm, PaymentForm, PlaceOrderForm
+from app.orders.emails import deliver_order_cancellation
+from app.orders.forms import (
+    CancelOrderForm,
+    PaymentForm,
+    PlaceOrderForm,
+)
+from app.orders.paying import announce_payment, card_of, payment_rate_limit
 from app.payments_provider import payment_provider
 from app.services import checkout, orders
 from app.services.errors import DomainError, NotFound
 from app.services.order_page import order_shown_to_user
-from app.services.payments import TEST_CARDS, CardDetails, validate_card
+from app.services.payments import TEST_CARDS
 from app.templating import format_cents
-
-CARD_FIELDS = {"number": "number", "cvv": "cvv", "holder": "holder", "expiry": "exp_year"}
 
 
 def _now() -> datetime:
@@ -104,13 +107,9 @@ def show_order(code: str):
     return _render_order(_order_shown(code))
 
 
-def _payment_key() -> str:
-    return f"pay:{current_user.get_id()}"
-
-
 @bp.post("/<code>/pay")
 @allow(CUSTOMER)
-@limiter.limit(lambda: current_app.config["PAYMENT_RATE_LIMIT"], key_func=_payment_key, methods=["POST"])
+@payment_rate_limit
 def pay_order(code: str):
     # The payment reads the order as rows (app/services/checkout.py); a page that shows the form
     # again reads what the order page shows, after what this request recorded.
@@ -120,16 +119,9 @@ def pay_order(code: str):
         form.forget_card()
         return _render_order(_order_shown(code), form, 400, payment_error=message_for("payment_form_expired"))
     now = _now()
-    errors = validate_card(form.number.data, form.exp_month.data, form.exp_year.data, form.cvv.data,
-                           form.holder.data, today=now.date())
-    if errors:
-        form.forget_card()
-        for name, error_code in errors.items():
-            getattr(form, CARD_FIELDS[name]).errors = [message_for(error_code)]
+    card = card_of(form, now.date())
+    if card is None:
         return _render_order(_order_shown(code), form, 422)
-    card = CardDetails(number=form.number.data, exp_month=form.exp_month.data, exp_year=form.exp_year.data,
-                       cvv=form.cvv.data, holder=form.holder.data)
-    form.forget_card()
     try:
         outcome = checkout.pay_order(db.session, order, card, provider=payment_provider(), now=now,
                                      ip_address=request.remote_addr)
@@ -138,13 +130,7 @@ def pay_order(code: str):
     except DomainError as error:
         flash(message_for(error.code, **error.params), "danger")
         return redirect(url_for("orders.show_order", code=code), 303)
-    if outcome.paid_now and current_app.config["MAIL_QUEUE"]:
-        flash(message_for("payment_accepted_email_queued"), "success")  # the worker sends it
-    elif outcome.paid_now:
-        sent = deliver_order_confirmation(outcome.order)
-        flash(message_for("payment_accepted_email_sent" if sent else "payment_accepted"), "success")
-    else:
-        flash(message_for("order_already_paid"), "info")
+    announce_payment(outcome)
     return redirect(url_for("orders.show_order", code=code), 303)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,10 +26,12 @@ from app.models.base import UTCDateTime, utcnow
 from app.models.order import OrderFacts
 from app.models.user import PersonName
 from app.services import audit, email_jobs
+from app.services.cart import OfferForSale
 from app.services.errors import Conflict, DomainError
 from app.services.orders import (
     expire_stale_orders,
     new_idempotency_key,
+    place_order,
     rows_of_users_order,
 )
 from app.services.payments import CardDetails, ChargeResult, PaymentProvider
@@ -132,6 +135,29 @@ def pay_order(session: Session, order: PayableOrder, card: CardDetails, *, provi
         return _record_success(session, order, result, now=now, ip_address=ip_address, provider=provider)
     _record_failure(session, order, result, key=key, now=now)
     raise PaymentDeclined(result.error_code if result.error_code in KNOWN_DECLINES else "payment_failed")
+
+
+def place_and_pay(session: Session, *, user: User, items: Mapping[int, int],
+                  offers: Mapping[int, OfferForSale] | None, expected_total_cents: int, checkout_key: str,
+                  card: CardDetails, provider: PaymentProvider, now: datetime, hold_minutes: int,
+                  max_tickets_per_event: int, ip_address: str | None = None) -> PaymentOutcome:
+    """The checkout review's "Pay": place the order, then pay it, in one request.
+
+    Placing is as `orders.place_order`, made idempotent by `checkout_key`, which also is the
+    payment's key: the same review sent twice places one order and charges it once. A refused
+    placement raises as placing does, with nothing placed. Once the order is placed, any refusal
+    (a declined card, most often) raises with the order's code in `params["order"]`: the order stays
+    pending, its seats held, and its page takes the payment again.
+    """
+    order = place_order(session, user=user, items=items, offers=offers, expected_total_cents=expected_total_cents,
+                        now=now, hold_minutes=hold_minutes, max_tickets_per_event=max_tickets_per_event,
+                        checkout_key=checkout_key)
+    try:
+        payable = payable_order_of_user(session, order.code, user.id)
+        return pay_order(session, payable, card, provider=provider, now=now, ip_address=ip_address)
+    except DomainError as error:
+        error.params["order"] = order.code
+        raise
 
 
 # Built once and run with parameters (each payment runs them): one INSERT per row, no ORM flush.

@@ -123,6 +123,21 @@ def list_orders_for_user(session: Session, user_id: int) -> list[Order]:
     return list(session.scalars(_ORDERS_OF_USER, {"user_id": user_id}).unique())
 
 
+_ORDER_BY_KEY_FOR_USER = _order_query().where(Order.user_id == sa.bindparam("user_id"),
+                                              Order.idempotency_key == sa.bindparam("key"))
+_KEY_TAKEN = sa.select(sa.exists().where(Order.idempotency_key == sa.bindparam("key")))
+
+
+def _placed_with_key(session: Session, user_id: int, key: str) -> Order | None:
+    """The buyer's order placed with this checkout key, if any. A declined payment renews an
+    order's key (app/services/checkout.py): after that, the key finds nothing."""
+    return session.execute(_ORDER_BY_KEY_FOR_USER, {"user_id": user_id, "key": key}).unique().scalar()
+
+
+def _key_taken(session: Session, key: str) -> bool:
+    return bool(session.scalar(_KEY_TAKEN, {"key": key}))
+
+
 # --------------------------------------------------------------------------- seats
 _EVENTS = Event.__table__
 _TAKE_SEATS = (sa.update(_EVENTS)
@@ -161,17 +176,24 @@ def _seats_of_orders(session: Session, order_ids: Iterable[int]) -> dict[int, in
 def place_order(session: Session, *, user: User, items: Mapping[int, int], expected_total_cents: int | None,
                 now: datetime, hold_minutes: int, max_tickets_per_event: int,
                 code_factory: Callable[[], str] = new_order_code,
-                offers: Mapping[int, OfferForSale] | None = None) -> Order:
+                offers: Mapping[int, OfferForSale] | None = None, checkout_key: str | None = None) -> Order:
     """Turn the cart into a pending order holding its seats for `hold_minutes`, or raise.
 
     `expected_total_cents` is the total the buyer confirmed on the review page: any change
     (a price, a line) refuses the order rather than charging something else. `offers` are the
     items' offers (with their events) when the caller read them with the cart, just before;
     they are read here otherwise, and again for any second try.
+
+    `checkout_key` (see `new_idempotency_key`) makes placing idempotent: it becomes the order's
+    first payment key, which is unique, so the same review form submitted twice, at once or one
+    after the other, hands back the order the first submit placed instead of placing another.
     """
     if not user.is_verified:
         raise Forbidden("email_not_verified")
     if not items:
+        placed = checkout_key and _placed_with_key(session, user.id, checkout_key)
+        if placed:
+            return placed  # the first submit emptied the cart
         raise DomainError("cart_empty")
     for quantity in items.values():
         check_quantity(quantity)
@@ -182,9 +204,16 @@ def place_order(session: Session, *, user: User, items: Mapping[int, int], expec
         try:
             return _place_once(session, user=user, items=items, expected_total_cents=expected_total_cents,
                                now=now, hold_minutes=hold_minutes, max_per_event=max_tickets_per_event,
-                               code=code_factory(), check_own_holds=not own_holds_checked, offers=offers)
-        except IntegrityError:  # an order code collision (unique constraint): draw another code
+                               code=code_factory(), check_own_holds=not own_holds_checked, offers=offers,
+                               key=checkout_key or new_idempotency_key())
+        except IntegrityError:  # a unique constraint: the checkout key's order, or an order code collision
             session.rollback()
+            if checkout_key:
+                placed = _placed_with_key(session, user.id, checkout_key)
+                if placed:
+                    return placed  # a concurrent submit of the same review form placed it
+                if _key_taken(session, checkout_key):
+                    raise Conflict("checkout_expired")  # not this buyer's key: never theirs to reuse
             collisions += 1
             if collisions >= CODE_ATTEMPTS:
                 raise
@@ -193,6 +222,9 @@ def place_order(session: Session, *, user: User, items: Mapping[int, int], expec
             expire_stale_orders(session, now=now, user_id=user.id)
             own_holds_checked = True
         except Conflict as error:
+            placed = checkout_key and _placed_with_key(session, user.id, checkout_key)
+            if placed:
+                return placed  # a submit of the same review form placed it: its seats count against this one
             if error.code != "sold_out" or retried_after_expiry:
                 raise
             retried_after_expiry = True  # lapsed holds of other buyers may free the seats: once
@@ -217,7 +249,7 @@ def _place_once(session: Session, *, offers: Mapping[int, OfferForSale] | None, 
 
 def _place(session: Session, *, user: User, items: Mapping[int, int], expected_total_cents: int | None,
            now: datetime, hold_minutes: int, max_per_event: int, code: str, check_own_holds: bool,
-           offers: Mapping[int, OfferForSale]) -> Order:
+           offers: Mapping[int, OfferForSale], key: str) -> Order:
     seats: dict[int, int] = {}
     tickets: dict[int, int] = {}
     for offer_id, quantity in items.items():
@@ -239,7 +271,7 @@ def _place(session: Session, *, user: User, items: Mapping[int, int], expected_t
         raise _OwnHoldsLapsed()
     values = {"code": code, "user_id": user.id, "status": PENDING, "total_cents": total, "currency": "EUR",
               "created_at": now, "expires_at": now + timedelta(minutes=hold_minutes),
-              "idempotency_key": new_idempotency_key()}
+              "idempotency_key": key}
     lines = [{"offer_id": offer_id, "event_id": offers[offer_id].event_id, "quantity": quantity,
               "persons": offers[offer_id].persons, "unit_price_cents": offers[offer_id].price_cents}
              for offer_id, quantity in items.items()]

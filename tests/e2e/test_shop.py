@@ -66,7 +66,7 @@ def test_visitor_fills_a_cart_registers_verifies_and_pays(app, page, outbox, art
     # reviews, places the order, pays with the success test card
     page.get_by_role("link", name="Continue to checkout").click()
     expect(page.locator("#review-total")).to_have_text("€265.00")
-    page.get_by_role("button", name="Place order · €265.00").click()
+    page.get_by_role("button", name="Place order, pay later · €265.00").click()
     expect(page.get_by_text("your seats are held for 15 minutes")).to_be_visible()
     code = page.locator("#order-code").inner_text()
     expect(page.get_by_label("Name on the card")).to_have_value("Inès Moreau")

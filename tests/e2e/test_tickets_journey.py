@@ -12,7 +12,7 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from app.extensions import db
-from app.models import Ticket
+from app.models import Order, Ticket
 from app.services.rendering import qr_matrix
 from app.tickets.documents import ticket_payload
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS
@@ -59,13 +59,23 @@ def test_buy_download_pdf_then_check_in_at_the_gate(app, page, browser, live_ser
     page.get_by_role("button", name="Buy Solo now").click()  # added, and straight to the review
     page.wait_for_url("**/cart/checkout")
     expect(page.locator("#review-total")).to_have_text("€85.00")
-    page.get_by_role("button", name="Place order").click()
-    page.get_by_label("Name on the card").fill("Camille Martin")
-    page.get_by_label("Card number").fill("4242 4242 4242 4242")
+    # paid on the review: one typo first, shown next to the field, nothing placed
+    expect(page.get_by_label("Name on the card")).to_have_value("Camille Martin")
+    page.get_by_label("Card number").fill("4242 4242 4242 4241")
     page.get_by_label("Month (MM)").fill("12")
     page.get_by_label("Year (YYYY)").fill(str(datetime.now(UTC).year + 2))
     page.get_by_label("Security code (CVV)").fill("123")
-    page.get_by_role("button", name="Pay").click()
+    page.get_by_role("button", name="Pay €85.00").click()
+    expect(page.get_by_text("This card number is not valid. Please check the digits.")).to_be_visible()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Order)) == 0
+    expect(page.get_by_label("Month (MM)")).to_have_value("12")  # kept; the number and CVV are not
+    expect(page.get_by_label("Card number")).to_have_value("")
+    assert len(page.console_errors) == 1 and "422" in page.console_errors[0]  # the page's status, said by Chromium
+    page.console_errors.clear()
+    page.get_by_label("Card number").fill("4242 4242 4242 4242")
+    page.get_by_label("Security code (CVV)").fill("123")
+    page.get_by_role("button", name="Pay €85.00").click()
+    page.wait_for_url("**/orders/GCH-*")
     expect(page.get_by_text("Payment accepted")).to_be_visible()
 
     ticket = db.session.scalars(sa.select(Ticket).where(Ticket.user_id == customer.id)).one()

@@ -1,4 +1,4 @@
-// Order page: a countdown of the seat hold, and a pay button that cannot be double-clicked.
+// Order page and checkout review: a countdown of the seat hold, and a pay button that cannot be double-clicked.
 (() => {
   const target = document.querySelector("[data-countdown]");
   const out = document.getElementById("hold-countdown");
