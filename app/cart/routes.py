@@ -146,9 +146,11 @@ def place_and_pay():
             return redirect(url_for("cart.view_cart"), 303)
         return _render_review(cart, form, 422)
     items, offers = cart_with_offers()
+    buyer = current_user._get_current_object()
+    buyer_id = buyer.id  # read now: the payment's commit expires the user, and reading it then is a query
     try:
         outcome = checkout_service.place_and_pay(
-            db.session, user=current_user._get_current_object(), items=items, offers=offers,
+            db.session, user=buyer, items=items, offers=offers,
             expected_total_cents=form.expected_total_cents.data, checkout_key=form.checkout_key.data, card=card,
             provider=payment_provider(), now=now, hold_minutes=current_app.config["ORDER_HOLD_MINUTES"],
             max_tickets_per_event=current_app.config["MAX_TICKETS_PER_EVENT"], ip_address=request.remote_addr)
@@ -157,10 +159,10 @@ def place_and_pay():
         if code is None:  # nothing placed
             flash(message_for(error.code, **error.params), "danger")
             return redirect(url_for("cart.view_cart" if error.code == "cart_empty" else "cart.checkout"), 303)
-        forget_ordered_items(items)
+        forget_ordered_items(items, buyer_id)
         flash(message_for("checkout_not_paid", order=code, reason=message_for(error.code, **error.params)),
               "danger")
         return redirect(url_for("orders.show_order", code=code), 303)
-    forget_ordered_items(items)
+    forget_ordered_items(items, buyer_id)
     announce_payment(outcome)
     return redirect(url_for("orders.show_order", code=outcome.order.code), 303)

@@ -88,11 +88,12 @@ def save_cart_items(items: dict[int, int]) -> None:
         session.pop(SESSION_KEY, None)
 
 
-def forget_ordered_items(ordered: Mapping[int, int]) -> None:
-    """After an order took these lines out of the cart (and committed): the count of what is left."""
+def forget_ordered_items(ordered: Mapping[int, int], user_id: int) -> None:
+    """After an order took these lines out of the buyer's cart (and committed): the count of what is
+    left. The caller names the buyer: after a payment's commit, asking `current_user` would read the
+    user again."""
     stored = g.pop("cart_stored", None)
-    user_id = _signed_in_user_id()
-    if user_id is None or stored is None:
+    if stored is None:
         g.pop("cart_count", None)
         return
     _remember_count(user_id, sum(quantity for offer_id, quantity in stored.items() if offer_id not in ordered))

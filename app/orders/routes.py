@@ -87,7 +87,7 @@ def place_order():
             expected_total_cents=form.expected_total_cents.data, now=_now(),
             hold_minutes=current_app.config["ORDER_HOLD_MINUTES"],
             max_tickets_per_event=current_app.config["MAX_TICKETS_PER_EVENT"])
-        forget_ordered_items(items)  # the order took the cart's lines
+        forget_ordered_items(items, current_user.id)  # the order took the cart's lines
     except DomainError as error:
         flash(message_for(error.code, **error.params), "danger")
         return redirect(url_for("cart.view_cart" if error.code == "cart_empty" else "cart.checkout"), 303)

@@ -18,6 +18,7 @@ from app.models import EmailJob, Order, Payment, Ticket
 from app.services import checkout, orders
 from app.services.errors import Conflict
 from app.services.payments import CardDetails
+from tests.checkers import sql_statements
 from tests.functional.test_checkout_payment import (
     CARD_TEXTS,
     RendezvousProvider,
@@ -430,3 +431,21 @@ def test_place_and_pay_names_the_order_when_the_charge_is_refused(app, provider)
                                      card=card(), provider=provider, now=datetime.now(UTC), hold_minutes=15,
                                      max_tickets_per_event=10)
     assert outcome.paid_now and outcome.order.status == "paid" and len(orders_of(user.id)) == 2
+
+
+# --------------------------------------------------------------------------- what it costs
+@pytest.mark.app_config(MAIL_QUEUE=True)
+def test_paying_on_the_review_reads_the_cart_once_and_never_the_user_again(client, auth):
+    """The cart and its offers in one statement; the order read once for the payment; and the
+    signed-in user, expired by the payment's commit, not read again to update the navbar's count."""
+    login(auth, client, customer())
+    add_to_cart(client, offer_of(make_event(), "family"), 2)
+    review = review_form(client)
+    with sql_statements(db.engine) as seen:
+        response = pay_now(client, review=review)
+    assert response.status_code == 303
+    reads = [s for s in seen if s.lstrip().upper().startswith("SELECT")]
+    assert len([s for s in reads if "FROM cart_items JOIN offers" in s]) == 1
+    assert len([s for s in reads if "FROM orders JOIN users" in s]) == 1, reads  # the payable order
+    assert not [s for s in reads if s.lstrip().startswith("SELECT users.") and "FOR UPDATE" not in s], reads
+    assert "Cart" in text(client.get("/orders/")) and "Cart (" not in text(client.get("/orders/"))
