@@ -10,8 +10,8 @@ time is read from /proc before and after: CPU milliseconds per request = CPU sec
     /orders/        a signed-in customer with no order (cookie of a real login): the layout,
                     the session and user checks, one query — the least any buyer's page costs
 
-A purchase in the rush is 7 requests (bench/rush.py), all at least as heavy as /orders/. So
-7 × the /orders/ figure is a lower bound of the app's CPU per order, whatever the code of
+A purchase in the rush is 5 requests (bench/rush.py), all at least as heavy as /orders/. So
+5 × the /orders/ figure is a lower bound of the app's CPU per order, whatever the code of
 placing and paying; with the load generator's and PostgreSQL's CPU per order measured in the
 rush (results.json), `rush_ceiling_orders_per_minute` is the most two cores could complete.
 """
@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import common, rush
 from bench.browser import Browser, log_in
 
-REQUESTS_PER_PURCHASE = rush.JOURNEYS["buy-now"]  # event, buy now (+ review), place (+ order page), pay (+ order page)
+REQUESTS_PER_PURCHASE = rush.JOURNEYS[rush.DEFAULT_JOURNEY]  # event, buy now (+ review), pay there (+ order page)
 PAGES = {"healthz": "/healthz", "login_page": "/auth/login", "signed_in_page": "/orders/"}
 
 

@@ -2,16 +2,18 @@
 know how, so `bench/rush.py --minimal` shows what any version of the shop could reach here.
 
 The same URLs, forms and redirects as the app, so the rush's own buyers (bench/browser.py) drive
-it unchanged: sign in; event page; "buy now" (added to the cart, → checkout review); place
-order (→ order page); pay with the card (→ order page): 7 requests a purchase, like the app.
-`rush.py --journey cart` clicks "add to cart" instead (→ cart page), then goes to the review: 8.
+it unchanged: sign in; event page; "buy now" (added to the cart, → checkout review); pay with
+the card on the review (placed and paid, → order page): 5 requests a purchase, like the app.
+`rush.py --journey buy-now` places the order from the review (→ order page), then pays there: 7;
+`--journey cart` clicks "add to cart" instead of "buy now" (→ cart page), then goes to the review: 8.
 
 It keeps every piece of work the spec asks of a purchase (SPEC §5, §6, §8):
 - a server-side session in Redis per buyer, its CSRF token checked on every POST;
 - the signed-in user checked on every request (not disabled; verified to check out);
 - placing: the seats reserved by a conditional UPDATE (never read-then-write), the per-account
   limit of tickets per event over all the account's orders, the order `pending` with a human
-  code (drawn again on a collision, as the app does), a 15-minute hold and an idempotency key,
+  code (drawn again on a collision, as the app does), a 15-minute hold and an idempotency key
+  (the review's checkout key when paid there: the same review sent twice places one order),
   its lines, the cart emptied;
 - paying: the card validated (`validate_card`) and charged through the mock provider with the
   order's idempotency key; the order `paid`; the payment (brand, last 4, transaction id); one
@@ -267,8 +269,13 @@ CART_SQL = """
     WHERE u.id = %s AND u.disabled_at IS NULL ORDER BY c.id"""
 CART = template("""<!doctype html><title>{{ title }}</title><h1>{{ title }}</h1><ul>{% for r in rows if r[0] %}
 <li>{{ r[0] }}, {{ r[1] }} × {{ r[2] }}: €{{ '%.2f' % (r[2] * r[3] / 100) }} ({{ r[4] }} seats left)</li>{% endfor %}</ul>
-{% if review %}<form action="/orders/" method="post"><input type="hidden" name="csrf_token" value="{{ csrf }}">
-<button>Place order</button></form>{% else %}<a href="/cart/checkout">Checkout</a>{% endif %}""")
+{% for e in errors %}<p>{{ e }}</p>{% endfor %}
+{% if review %}<form action="/cart/checkout" method="post"><input type="hidden" name="csrf_token" value="{{ csrf }}">
+<input type="hidden" name="checkout_key" value="{{ key }}"><input name="number" value="">
+<input name="exp_month" value="{{ form.exp_month }}"><input name="exp_year" value="{{ form.exp_year }}">
+<input name="cvv" value=""><input name="holder" value="{{ form.holder }}"><button>Pay</button></form>
+<form action="/orders/" method="post"><input type="hidden" name="csrf_token" value="{{ csrf }}">
+<button>Place order, pay later</button></form>{% else %}<a href="/cart/checkout">Checkout</a>{% endif %}""")
 
 
 def cart_rows(uid: int) -> list:
@@ -280,7 +287,7 @@ def cart_rows(uid: int) -> list:
 
 @app.get("/cart/")
 def cart():
-    return page(CART, rows=cart_rows(signed_in()), title="Your cart", review=False)
+    return page(CART, rows=cart_rows(signed_in()), title="Your cart", review=False, errors=())
 
 
 @app.get("/cart/checkout")
@@ -290,7 +297,12 @@ def checkout():
         abort(403)  # verified customers only
     if rows[0][0] is None:
         return redirect("/cart/", 303)
-    return page(CART, rows=rows, title="Review your order", review=True)
+    return review_page(rows)
+
+
+def review_page(rows: list, status: int = 200, errors=(), form=None, key: str | None = None):
+    return page(CART, status, rows=rows, title="Review your order", review=True, errors=errors, form=form or {},
+                key=key or new_idempotency_key())
 
 
 # --------------------------------------------------------------------------- placing the order
@@ -332,28 +344,63 @@ PLACE_SQL = """
 RELEASE_SQL = "UPDATE events SET seats_taken = seats_taken - %s WHERE id = %s"
 
 
-@app.post("/orders/")
-def place_order():
-    uid, now = signed_in(), datetime.now(UTC)
+KEYED_ORDER_SQL = "SELECT code FROM orders WHERE user_id = %s AND idempotency_key = %s"
+
+
+def place(uid: int, now: datetime, key: str) -> str | None:
+    """The order's code, or None when the cart could not be placed (sold out, over the limit, empty).
+    `key` is the order's first payment key: a second placement with it finds the first's order."""
     for attempt in range(1, CODE_ATTEMPTS + 1):
         code = new_order_code()
         try:
             order_id, taken = sql(PLACE_SQL, {"uid": uid, "now": now, "expires": now + HOLD, "code": code,
-                                              "key": new_idempotency_key(),
-                                              "limit": MAX_TICKETS_PER_EVENT}).fetchone()
+                                              "key": key, "limit": MAX_TICKETS_PER_EVENT}).fetchone()
             break
         except (psycopg.errors.UniqueViolation, sa.exc.IntegrityError) as error:
-            # A code drawn twice: the statement took nothing; draw again.
-            if not isinstance(getattr(error, "orig", error), psycopg.errors.UniqueViolation) or attempt == CODE_ATTEMPTS:
+            # A code drawn twice (the statement took nothing: draw again), or the key's order placed.
+            if not isinstance(getattr(error, "orig", error), psycopg.errors.UniqueViolation):
                 raise
             rollback()
+            placed = sql(KEYED_ORDER_SQL, (uid, key)).fetchone()
+            if placed is not None:
+                return placed[0]
+            if attempt == CODE_ATTEMPTS:
+                raise
     if order_id is None:
         for event_id, seats in taken:  # part of a cart with several events: nothing is kept
             sql(RELEASE_SQL, (seats, event_id))
         commit()
-        return redirect("/cart/checkout", 303)  # sold out or over the limit: the review says so
+        placed = sql(KEYED_ORDER_SQL, (uid, key)).fetchone()  # the cart emptied by a first submit
+        return None if placed is None else placed[0]
     commit()
+    return code
+
+
+@app.post("/orders/")
+def place_order():
+    code = place(signed_in(), datetime.now(UTC), new_idempotency_key())
+    if code is None:
+        return redirect("/cart/checkout", 303)  # sold out or over the limit: the review says so
     return redirect(f"/orders/{code}", 303)
+
+
+@app.post("/cart/checkout")
+def place_and_pay():
+    """The review's card form: the card checked, the order placed (idempotent by the review's
+    key), then paid as the order page pays it."""
+    uid, now, form = signed_in(), datetime.now(UTC), request.form
+    key = form.get("checkout_key", "")
+    if not (len(key) == 32 and key.replace("-", "").replace("_", "").isalnum()):
+        abort(400)
+    fields = card_fields(form)
+    errors = validate_card(*fields, today=now.date())
+    if errors:
+        kept = {"exp_month": fields[1], "exp_year": fields[2], "holder": fields[4]}
+        return review_page(cart_rows(uid), 422, [message_for(e) for e in errors.values()], kept, key)
+    code = place(uid, now, key)
+    if code is None:
+        return redirect("/cart/checkout", 303)  # sold out or over the limit: the review says so
+    return charge(code, uid, now, fields)
 
 
 # --------------------------------------------------------------------------- the order and paying
@@ -426,9 +473,26 @@ PAY_SQL = """
     SELECT (SELECT id FROM paid)"""
 
 
+def card_fields(form) -> list[str]:
+    return [form.get(name, "") for name in ("number", "exp_month", "exp_year", "cvv", "holder")]
+
+
 @app.post("/orders/<code>/pay")
 def pay(code):
-    uid, now, form = signed_in(), datetime.now(UTC), request.form
+    uid, now = signed_in(), datetime.now(UTC)
+    fields = card_fields(request.form)
+    errors = validate_card(*fields, today=now.date())
+    if errors:
+        if sql(PAYABLE_SQL, {"code": code, "uid": uid, "now": now}).fetchone() is None:
+            abort(404)
+        kept = {"exp_month": fields[1], "exp_year": fields[2], "holder": fields[4]}
+        return show(code, uid, 422, [message_for(e) for e in errors.values()], kept)
+    return charge(code, uid, now, fields)
+
+
+def charge(code: str, uid: int, now: datetime, fields: list[str]):
+    """Charge the card for the buyer's order and record it: the order page, or the order page
+    again with why not."""
     state = sql(PAYABLE_SQL, {"code": code, "uid": uid, "now": now}).fetchone()
     if state is None:
         abort(404)
@@ -437,15 +501,10 @@ def pay(code):
         return redirect(f"/orders/{code}", 303)  # a second submit: charged once
     if status != "pending" or not in_time:
         return show(code, uid, 409, [message_for("order_not_payable")])
-    fields = [form.get(name, "") for name in ("number", "exp_month", "exp_year", "cvv", "holder")]
-    errors = validate_card(*fields, today=now.date())
-    if errors:
-        kept = {"exp_month": fields[1], "exp_year": fields[2], "holder": fields[4]}
-        return show(code, uid, 422, [message_for(e) for e in errors.values()], kept)
     result = provider.charge(amount_cents=amount, currency=currency, card=CardDetails(*fields),
                              idempotency_key=key)
     if not result.ok:
-        return show(code, uid, 402, [message_for(result.error_code or "payment_failed")])
+        return show(code, uid, 402, [message_for(result.error_code or "payment_failed")])  # still pending
     sql(PAY_SQL, {"code": code, "uid": uid, "now": now, "brand": result.brand, "last4": result.last4,
                   "transaction_id": result.transaction_id, "ip": request.remote_addr,
                   "keys": [secrets.token_bytes(KEY_BYTES) for _ in range(tickets)]})

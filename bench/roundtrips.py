@@ -12,7 +12,7 @@ are per step, median over the buyers (rounded); also the catalogue pages and the
 
 `--apart` counts each of the eight requests of the rush's cart journey (`rush.py --journey cart`;
 "buy now" leaves out the page the add redirects to) on its own (a POST apart from the page it
-redirects to); with `--minimal` and `MINIMAL_STACK=fixed` in the environment, the same on the
+redirects to); `--apart --pay-now`, each of the five of the pay-now journey (the rush's default); with `--minimal` and `MINIMAL_STACK=fixed` in the environment, the same on the
 fixed-stack shop: which requests of a purchase cost the app more than the least they could.
 """
 from __future__ import annotations
@@ -162,6 +162,22 @@ def buyer_flow_apart(step: Step, email: str, event: dict) -> None:
     step("order page, paid", "GET", paid.headers["Location"])
 
 
+def buyer_flow_pay_now_apart(step: Step, email: str, event: dict) -> None:
+    """The rush's pay-now journey, each request counted on its own: "buy now", the review, its
+    card form (placed and paid), the paid order's page."""
+    page = step("login page", "GET", "/auth/login")
+    action, data = form(page, "/auth/login", email=email, password=common.PASSWORD)
+    step("login (bcrypt cost 4)", "POST", action, data)
+    page = step("event page", "GET", f"/events/{event['slug']}")
+    action, data = form(page, "/cart/add")
+    added = step("buy now (POST)", "POST", action, data | {"offer_id": str(event["offer_id"]), "quantity": "1",
+                                                          "buy_now": "1"}, follow=False)
+    page = step("checkout review", "GET", added.headers["Location"])
+    action, data = form(page, "/cart/checkout", **rush.card_fields())
+    paid = step("place and pay (POST)", "POST", action, data, follow=False)
+    step("order page, paid", "GET", paid.headers["Location"])
+
+
 def staff_login(step: Step, account: dict) -> None:
     import pyotp
 
@@ -208,6 +224,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--minimal", action="store_true", help="the buyers' steps on bench/minimal_shop.py")
     parser.add_argument("--apart", action="store_true",
                         help="each request on its own (redirects not followed): where a purchase's CPU goes")
+    parser.add_argument("--pay-now", action="store_true",
+                        help="with --apart: the rush's pay-now journey (5 requests) instead of the cart journey")
     args = parser.parse_args(argv)
     app, counter = make_minimal_shop() if args.minimal else make_app()
     event = rush.create_rush_event(args.buyers * 2, "roundtrips")
@@ -217,7 +235,7 @@ def main(argv=None) -> dict:
         client = app.test_client()
         step = Step(client, counter)
         if args.apart:
-            buyer_flow_apart(step, email, event)
+            (buyer_flow_pay_now_apart if args.pay_now else buyer_flow_apart)(step, email, event)
         else:
             buyer_flow(step, email, event, events_list=not args.minimal)
         for name, values in step.costs.items():

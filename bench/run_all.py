@@ -139,6 +139,7 @@ def main(argv=None) -> int:
         step("checkin", checkin.measure, server.url, duration=duration)
         step("admin", admin.measure, server.url)
         step("rush", rush.measure, server.url, buyers, seats, server_pids=tuple(server.worker_pids()), solo=30)
+        step("buy_now_rush", rush.measure_journey, server.url, buyers, seats, tuple(server.worker_pids()))
         memory = common.worker_rss(server)
         memory["workers"] = server.model.label
         step("memory", lambda: memory)

@@ -10,10 +10,12 @@ keeps its own cookie jar, so each has its own server-side session.
 
 The rush (timed): all buyers start together and each, like a browser, opens the event page,
 clicks "Buy Solo now" (the add-to-cart form's second button: added, then straight to the
-checkout review), posts "place order", and pays on the order page with the success card
-4242 4242 4242 4242, following every redirect: 7 requests. `--journey cart` clicks "Add Solo to
-cart" instead (back to the event page), then opens the review: 8 requests, as every run before
-2026-11-25 did. Times are
+checkout review), and pays there with the success card 4242 4242 4242 4242 (the review's card
+form places the order and pays it), following every redirect: 5 requests. `--journey buy-now`
+clicks "Place order, pay later" on the review instead and pays on the order page: 7 requests,
+with placement and payment timed apart, as the runs of 2026-11-24/25 did. `--journey cart`
+also clicks "Add Solo to cart" (back to the event page), then opens the review: 8 requests, as
+every run before 2026-11-24 did. Times are
 client-side round trips on loopback (they include all server time, the client's own parsing,
 and queueing when all workers are busy). Afterwards the database is checked: paid seats never
 exceed capacity (oversell = 0), and equal capacity (or the demand when it is smaller).
@@ -47,7 +49,9 @@ from bench.browser import Browser, log_in, server_errors
 from bench.nginx import two_instances_behind_nginx
 
 SUCCESS_CARD = "4242424242424242"
-JOURNEYS = {"buy-now": 7, "cart": 8}  # the purchase's requests, from the event page to the paid order
+JOURNEYS = {"pay-now": 5, "buy-now": 7, "cart": 8}  # a purchase's requests, from the event page to the paid order
+DEFAULT_JOURNEY = "pay-now"
+STEPS_OF_PLACING = ("placement", "payment", "place_and_pay")  # the last is the first two in one request (pay-now)
 BUYER_BCRYPT_COST = 4
 PRICE_CENTS = 5000
 
@@ -115,7 +119,13 @@ async def log_in_all(base: str, emails: list[str], concurrency: int = 24) -> lis
     return browsers
 
 
-async def purchase(browser: Browser, event: dict, start: asyncio.Event, journey: str = "buy-now") -> dict:
+def card_fields() -> dict:
+    now = datetime.now(UTC)
+    return {"number": SUCCESS_CARD, "exp_month": f"{now.month:02d}", "exp_year": str(now.year + 2), "cvv": "123",
+            "holder": "Rush Buyer"}
+
+
+async def purchase(browser: Browser, event: dict, start: asyncio.Event, journey: str = DEFAULT_JOURNEY) -> dict:
     """One buyer's whole purchase; returns step times (s) and the outcome."""
     await start.wait()
     steps: dict[str, float] = {}
@@ -128,7 +138,7 @@ async def purchase(browser: Browser, event: dict, start: asyncio.Event, journey:
         if page.status == 200 and "Sold out" in page.text:  # every seat held before this page was built
             return {"outcome": "sold_out_on_event_page", "steps": steps, "total": time.perf_counter() - t0}
         raise
-    if journey == "buy-now":
+    if journey in ("pay-now", "buy-now"):
         page = await browser.submit(add_form, "buy_now", quantity=1)  # answered by the review
         steps["add_to_cart"] = page.seconds
     else:
@@ -137,17 +147,23 @@ async def purchase(browser: Browser, event: dict, start: asyncio.Event, journey:
         page = await browser.get("/cart/checkout")
         steps["checkout_review"] = page.seconds
     try:
-        place_form = page.form("/orders")
+        place_form = page.form("/cart/checkout" if journey == "pay-now" else "/orders")
     except LookupError:
         return {"outcome": "no_checkout", "steps": steps, "total": time.perf_counter() - t0}
+    if journey == "pay-now":  # placed and paid by one submit, answered by the order's page
+        page = await browser.submit(place_form, **card_fields())
+        steps["place_and_pay"] = page.seconds
+        if "/orders/" not in page.url or page.status != 200:
+            outcome = "sold_out" if page.status < 500 else f"http_{page.status}"
+            return {"outcome": outcome, "steps": steps, "total": time.perf_counter() - t0}
+        paid = '/pay"' not in page.text  # a refused charge leaves the order pending, its card form shown
+        return {"outcome": "paid" if paid else "payment_refused", "steps": steps, "total": time.perf_counter() - t0}
     page = await browser.submit(place_form)
     steps["placement"] = page.seconds
     if "/orders/" not in page.url or page.status != 200:
         outcome = "sold_out" if page.status < 500 else f"http_{page.status}"
         return {"outcome": outcome, "steps": steps, "total": time.perf_counter() - t0}
-    now = datetime.now(UTC)
-    page = await browser.submit(page.form("/pay"), number=SUCCESS_CARD, exp_month=f"{now.month:02d}",
-                                exp_year=str(now.year + 2), cvv="123", holder="Rush Buyer")
+    page = await browser.submit(page.form("/pay"), **card_fields())
     steps["payment"] = page.seconds
     paid = page.status == 200 and "/pay" not in page.url
     return {"outcome": "paid" if paid else f"payment_{page.status}", "steps": steps,
@@ -177,12 +193,13 @@ async def solo_purchases(base: str, count: int, label: str, journey: str) -> dic
         return common.summary_ms([r["steps"][name] for r in paid if name in r["steps"]])["p50"]
 
     return {"purchase_p50_ms": whole["p50"], "purchase_p99_ms": whole["p99"], "solo_buyers": count,
-            "solo_paid": len(paid), "solo_placement_p50_ms": step("placement"),
-            "solo_payment_p50_ms": step("payment"), "solo_add_to_cart_p50_ms": step("add_to_cart")}
+            "solo_paid": len(paid), "solo_add_to_cart_p50_ms": step("add_to_cart"),
+            **{f"solo_{name}_p50_ms": step(name) if any(name in r["steps"] for r in paid) else None
+               for name in STEPS_OF_PLACING}}
 
 
 async def rush(base: str, buyers: int, seats: int, label: str = "single", check_bases: tuple = (),
-               server_pids: tuple = (), solo: int = 0, warm_up: bool = True, journey: str = "buy-now") -> dict:
+               server_pids: tuple = (), solo: int = 0, warm_up: bool = True, journey: str = DEFAULT_JOURNEY) -> dict:
     with common.running_email_worker() as worker:
         cold = {}
         if warm_up:  # an on-sale opens on a shop that has been serving for hours: warm processes
@@ -206,6 +223,24 @@ async def rush(base: str, buyers: int, seats: int, label: str = "single", check_
 # The warm-up rush's figures kept beside the measured rush's (as rush_cold_…).
 COLD_FIGURES = ("orders_per_minute", "oversell", "errors_5xx", "rush_machine_cpu_ms_per_order",
                 "rush_app_cpu_ms_per_order")
+
+
+def measure_journey(base: str, buyers: int, seats: int, server_pids: tuple = (), journey: str = "buy-now") -> dict:
+    """The rush again on a server already warm, with another journey; its figures prefixed
+    (`buy_now_…`). The buy-now journey times placing and paying apart, as two requests."""
+    figures = measure(base, buyers, seats, label=journey, server_pids=server_pids, warm_up=False, journey=journey)
+    prefix = journey.replace("-", "_")
+    return {f"{prefix}_{key}": value for key, value in figures.items()}
+
+
+def step_figures(paid: list[dict], step) -> dict:
+    """p50 and p99 of placing and paying: two requests (`placement_…`, `payment_…`), or one that does
+    both (`place_and_pay_…`, the pay-now journey)."""
+    figures = {}
+    for name in STEPS_OF_PLACING:
+        times = step(name, paid) if any(name in r["steps"] for r in paid) else {"p50": None, "p99": None}
+        figures |= {f"{name}_p50_ms": times["p50"], f"{name}_p99_ms": times["p99"]}  # None: not this journey's
+    return figures
 
 
 def cold_figures(warm_up: dict) -> dict:
@@ -286,7 +321,6 @@ def summarise(results, event, wall, cpu, errors_5xx, buyers, login_seconds, vali
     def step(name, rows):
         return common.summary_ms([r["steps"][name] for r in rows if name in r["steps"]])
 
-    placement, payment = step("placement", paid), step("payment", paid)
     whole = common.summary_ms([r["total"] for r in paid])
     return {
         "rush_buyers": buyers, "rush_capacity": db["capacity"], "rush_seats_sold": sold,
@@ -294,8 +328,7 @@ def summarise(results, event, wall, cpu, errors_5xx, buyers, login_seconds, vali
         "oversell": max(0, sold - db["capacity"]), "rush_tickets_issued": db["tickets"],
         "orders_completed": len(paid), "rush_wall_s": round(wall, 2),
         "orders_per_minute": round(len(paid) / wall * 60, 1) if wall else 0.0,
-        "placement_p50_ms": placement["p50"], "placement_p99_ms": placement["p99"],
-        "payment_p50_ms": payment["p50"], "payment_p99_ms": payment["p99"],
+        **step_figures(paid, step),
         # During the rush a purchase mostly waits its turn: 600 buyers share 2 cores.
         "rush_purchase_p50_ms": whole["p50"], "rush_purchase_p99_ms": whole["p99"],
         "add_to_cart_p50_ms": step("add_to_cart", paid)["p50"], "event_page_p50_ms": step("event_page", paid)["p50"],
@@ -314,7 +347,7 @@ def summarise(results, event, wall, cpu, errors_5xx, buyers, login_seconds, vali
 
 
 def measure(base: str, buyers: int = 600, seats: int = 500, label: str = "single", check_bases: tuple = (),
-            server_pids: tuple = (), solo: int = 0, warm_up: bool = True, journey: str = "buy-now") -> dict:
+            server_pids: tuple = (), solo: int = 0, warm_up: bool = True, journey: str = DEFAULT_JOURNEY) -> dict:
     """The rush's figures; `warm_up`: after a first rush on another event (rush_cold_… figures)."""
     if seats >= buyers:
         raise SystemExit("rush: the event must have fewer seats than buyers")
@@ -322,7 +355,7 @@ def measure(base: str, buyers: int = 600, seats: int = 500, label: str = "single
 
 
 def measure_behind_nginx(model: common.WorkerModel, buyers: int, seats: int, warm_up: bool = True,
-                         journey: str = "buy-now") -> dict:
+                         journey: str = DEFAULT_JOURNEY) -> dict:
     """The same rush through nginx to two gunicorn instances; keys prefixed with nginx_."""
     with two_instances_behind_nginx(model) as (proxy, instances):
         pids = tuple(pid for server in instances for pid in server.worker_pids())
@@ -354,7 +387,7 @@ def ceilings(cpu: dict, orders: int, cores: int) -> dict:
 
 
 def measure_minimal(model: common.WorkerModel, buyers: int, seats: int, solo: int, stack: str = "bare",
-                    warm_up: bool = True, journey: str = "buy-now") -> dict:
+                    warm_up: bool = True, journey: str = DEFAULT_JOURNEY) -> dict:
     """The same rush against bench/minimal_shop.py (the least a purchase can cost on this stack);
     keys prefixed with minimal_. `minimal_rush_server_ceiling_orders_per_minute` is the most
     orders two cores could complete if the load generator cost nothing: only the server's,
@@ -387,9 +420,10 @@ def main(argv=None) -> dict:
                         help="against the minimal shop on the fixed stack's plumbing (MINIMAL_STACK=fixed)")
     parser.add_argument("--cold", action="store_true",
                         help="measure the first rush after the server starts (no warm-up rush before it)")
-    parser.add_argument("--journey", choices=tuple(JOURNEYS), default="buy-now",
-                        help='"buy-now": the event page\'s "Buy now" button goes straight to the review (7 requests); '
-                             '"cart": "Add to cart", then the review (8 requests)')
+    parser.add_argument("--journey", choices=tuple(JOURNEYS), default=DEFAULT_JOURNEY,
+                        help='"pay-now": "Buy now", then pay on the review (5 requests); "buy-now": "Buy now", '
+                             '"Place order, pay later", pay on the order page (7 requests); "cart": "Add to cart", '
+                             'then the review, place, pay (8 requests)')
     args = parser.parse_args(argv)
     warm_up = not args.cold
     common.flush_redis()

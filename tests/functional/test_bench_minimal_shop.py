@@ -148,3 +148,30 @@ def test_refusals(app, shop):
     db.session.expire_all()
     assert db.session.scalars(sa.select(Order.status)).one() == "pending"
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Payment)) == 0
+
+
+def test_paying_on_the_review_places_and_pays_once(app, shop):
+    """Buy now → the review's card form: placed and paid by one submit; the same review form sent
+    again finds its order and charges nothing more; a card typed wrong places nothing."""
+    buyer, offer = UserFactory(), OfferFactory(event__capacity=3)
+    slug, event_id = offer.event.slug, offer.event_id
+    db.session.commit()
+    client = signed_in(shop, buyer)
+    found = next(f for f in parse_forms(client.get(f"/events/{slug}").get_data(as_text=True))
+                 if f.action == "/cart/add")
+    assert client.post(found.action, data=found.filled("buy_now")).headers["Location"] == "/cart/checkout"
+    review = client.get("/cart/checkout")
+    action, typo = form(review, "/cart/checkout", **card(number="4242424242424241"))
+    refused = client.post(action, data=typo)
+    assert refused.status_code == 422 and "This card number is not valid" in refused.get_data(as_text=True)
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Order)) == 0
+    assert client.post(action, data={**typo, "checkout_key": "short"}).status_code == 400
+    data = typo | card()
+    order_path = client.post(action, data=data).headers["Location"]
+    assert order_path.startswith("/orders/GCH-")
+    assert "Ticket GCH-" in client.get(order_path).get_data(as_text=True)
+    assert client.post(action, data=data).headers["Location"] == order_path  # sent again: the same order
+    db.session.expire_all()
+    assert db.session.scalars(sa.select(Order.status)).all() == ["paid"]
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Payment)) == 1
+    assert db.session.get(Event, event_id).seats_taken == 1

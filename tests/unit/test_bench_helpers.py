@@ -139,3 +139,32 @@ def test_roundtrips_apart_counts_each_post_apart_from_the_page_it_redirects_to()
         ("cart page", "/cart/", True), ("checkout review", "/cart/checkout", True),
         ("place order (POST)", "/orders/", False), ("order page, pending", "/orders/GCH-AAAAAA", True),
         ("pay (POST)", "/orders/GCH-AAAAAA/pay", False), ("order page, paid", "/orders/GCH-AAAAAA", True)]
+
+
+def test_the_rush_times_placing_and_paying_as_its_journey_makes_them():
+    """Pay-now places and pays in one request; buy-now in two. A step the journey does not make is
+    None, so a run never shows the figure an earlier run of another journey left in results.json."""
+    from bench import rush
+
+    def step(name, rows):
+        return common.summary_ms([r["steps"][name] for r in rows if name in r["steps"]])
+
+    pay_now = [{"steps": {"place_and_pay": seconds}} for seconds in (0.010, 0.020, 0.030)]
+    figures = rush.step_figures(pay_now, step)
+    assert figures["place_and_pay_p50_ms"] == 20.0 and figures["place_and_pay_p99_ms"] >= 29.0
+    assert figures["placement_p50_ms"] is figures["payment_p99_ms"] is None
+    buy_now = [{"steps": {"placement": 0.004, "payment": 0.006}}]
+    figures = rush.step_figures(buy_now, step)
+    assert (figures["placement_p50_ms"], figures["payment_p50_ms"], figures["place_and_pay_p50_ms"]) == (4.0, 6.0, None)
+    assert rush.JOURNEYS[rush.DEFAULT_JOURNEY] == 5
+
+
+def test_report_shows_both_journeys_of_placing_and_paying():
+    results = {"place_and_pay_p50_ms": 11.5, "place_and_pay_p99_ms": 40.0, "placement_p50_ms": None,
+               "buy_now_orders_per_minute": 4900.0, "buy_now_oversell": 0, "buy_now_errors_5xx": 0,
+               "buy_now_placement_p50_ms": 5.5, "buy_now_placement_p99_ms": 20.0}
+    table = report.table(results)
+    assert "(the review's \"Pay\") p50 / p99 | 12 / 40 ms |" in table  # ≥ 10: no decimals
+    assert "orders/min; oversell / 5xx | 4,900; 0 / 0 |" in table
+    assert "… its place order p50 / p99 | 5.5 / 20 ms |" in table
+    assert "place order p50 / p99 (journeys that place and pay apart) | — / — ms |" in table
