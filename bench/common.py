@@ -422,8 +422,9 @@ def running_server(model: WorkerModel = DEFAULT_MODEL, **kwargs):
 
 
 @contextlib.contextmanager
-def running_email_worker(nice: int = 10):
-    """`flask emails work` beside the servers, at a lower CPU priority like in production.
+def running_email_worker(nice: int = 19):
+    """`flask emails work` beside the servers, at the lowest CPU priority like in production
+    (EMAIL_WORKER_NICE's default; nice +10 until 2026-11-25).
 
     It starts its own session (so the kernel's autogroup scheduling gives it its own group):
     that group is lowered too, or the worker would get as much CPU as all of gunicorn."""

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/emails.py [--emails 300] [--tickets 1]
 
-The rush's figures count only the email worker's CPU inside the rush's window; at nice +10 it
+The rush's figures count only the email worker's CPU inside the rush's window; at nice +19 it
 catches up afterwards, so a rush that lasted would pay all of it. This measures it in-process:
 confirmation jobs are queued for seeded paid orders with `--tickets` tickets (the rush sells one),
 delivered by the worker's own loop (`deliver_due`: claim, load, render one PDF per ticket and

@@ -66,7 +66,7 @@ DETAILS = [
     ("rush_app_cpu_ms_per_order", "rush: gunicorn CPU per paid order", "ms", "rush"),
     ("rush_cpu_s", ("rush: CPU per paid order, whole machine (every process and the kernel) / gunicorn / "
      "PostgreSQL / load generator / email worker"), "ms", "rush"),
-    ("rush_email_drain_s", "rush: confirmation emails sent by `flask emails work` (nice +10) / queue empty after", "",
+    ("rush_email_drain_s", "rush: confirmation emails sent by `flask emails work` (nice +19) / queue empty after", "",
      "rush"),
     ("emails_cpu_ms_per_email", ("confirmation email with one PDF ticket, `flask emails work` in-process "
      "(`emails.py`; the rush counts only what the worker gets during it): CPU per email (PDF, MIME); statements; "

@@ -29,8 +29,9 @@ caches and compiled templates are warm). Its figures are kept as `rush_cold_…`
 measures the first rush instead, as runs before 2026-11-23 22:00 did.
 
 The servers run with MAIL_QUEUE on, as in production: paying queues the confirmation email and
-`flask emails work` (started here, at nice +10) renders the PDF tickets and sends it. Its CPU
-during the rush is reported, and how long after the last buyer's answer the queue was empty.
+`flask emails work` (started here at nice +19, EMAIL_WORKER_NICE's default; +10 before 2026-11-25)
+renders the PDF tickets and sends it. Its CPU during the rush is reported, and how long after the
+last buyer's answer the queue was empty.
 """
 from __future__ import annotations
 
