@@ -190,8 +190,9 @@ def place_order(session: Session, *, user: User, items: Mapping[int, int], expec
     """
     if not user.is_verified:
         raise Forbidden("email_not_verified")
+    user_id = user.id  # read once: a rollback below expires the user, and reading it then is a query
     if not items:
-        placed = checkout_key and _placed_with_key(session, user.id, checkout_key)
+        placed = checkout_key and _placed_with_key(session, user_id, checkout_key)
         if placed:
             return placed  # the first submit emptied the cart
         raise DomainError("cart_empty")
@@ -209,7 +210,7 @@ def place_order(session: Session, *, user: User, items: Mapping[int, int], expec
         except IntegrityError:  # a unique constraint: the checkout key's order, or an order code collision
             session.rollback()
             if checkout_key:
-                placed = _placed_with_key(session, user.id, checkout_key)
+                placed = _placed_with_key(session, user_id, checkout_key)
                 if placed:
                     return placed  # a concurrent submit of the same review form placed it
                 if _key_taken(session, checkout_key):
@@ -219,10 +220,10 @@ def place_order(session: Session, *, user: User, items: Mapping[int, int], expec
                 raise
         except _OwnHoldsLapsed:  # free the buyer's own lapsed holds first (seats and ticket count)
             session.rollback()
-            expire_stale_orders(session, now=now, user_id=user.id)
+            expire_stale_orders(session, now=now, user_id=user_id)
             own_holds_checked = True
         except Conflict as error:
-            placed = checkout_key and _placed_with_key(session, user.id, checkout_key)
+            placed = checkout_key and _placed_with_key(session, user_id, checkout_key)
             if placed:
                 return placed  # a submit of the same review form placed it: its seats count against this one
             if error.code != "sold_out" or retried_after_expiry:

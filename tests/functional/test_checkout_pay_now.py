@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.models import EmailJob, Order, Payment, Ticket
+from app.models import EmailJob, Event, Order, Payment, Ticket
 from app.services import checkout, orders
 from app.services.errors import Conflict
 from app.services.payments import CardDetails
@@ -449,3 +449,19 @@ def test_paying_on_the_review_reads_the_cart_once_and_never_the_user_again(clien
     assert len([s for s in reads if "FROM orders JOIN users" in s]) == 1, reads  # the payable order
     assert not [s for s in reads if s.lstrip().startswith("SELECT users.") and "FOR UPDATE" not in s], reads
     assert "Cart" in text(client.get("/orders/")) and "Cart (" not in text(client.get("/orders/"))
+
+
+def test_a_sold_out_placement_does_not_read_the_user_again_after_its_rollback(client, auth):
+    """A refused placement rolls back, which expires the signed-in user: what follows (the
+    checkout key's lookup, the route's redirect) must not read it again."""
+    login(auth, client, customer())
+    event = make_event(capacity=2)
+    add_to_cart(client, offer_of(event, "duo"))
+    review = review_form(client)
+    with db.engine.begin() as other_buyer:  # not the request's session: that would expire its user
+        other_buyer.execute(sa.update(Event).where(Event.id == event.id).values(seats_taken=1))
+    with sql_statements(db.engine) as seen:
+        response = pay_now(client, review=review)
+    assert response.headers["Location"].endswith("/cart/checkout")
+    reads = [s for s in seen if s.lstrip().upper().startswith("SELECT")]
+    assert not [s for s in reads if s.lstrip().startswith("SELECT users.") and "FOR UPDATE" not in s], reads
