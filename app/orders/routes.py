@@ -14,11 +14,7 @@ from app.messages import message_for
 from app.orders import bp
 from app.orders.blank_form import blank_payment_form
 from app.orders.emails import deliver_order_cancellation
-from app.orders.forms import (
-    CancelOrderForm,
-    PaymentForm,
-    PlaceOrderForm,
-)
+from app.orders.forms import CancelOrderForm, PaymentForm, PlaceOrderForm
 from app.orders.paying import announce_payment, card_of, payment_rate_limit
 from app.payments_provider import payment_provider
 from app.services import checkout, orders

@@ -149,11 +149,12 @@ def place_and_pay(session: Session, *, user: User, items: Mapping[int, int],
     (a declined card, most often) raises with the order's code in `params["order"]`: the order stays
     pending, its seats held, and its page takes the payment again.
     """
+    user_id = user.id  # read before placing: a placement that hands back an earlier order has rolled back
     order = place_order(session, user=user, items=items, offers=offers, expected_total_cents=expected_total_cents,
                         now=now, hold_minutes=hold_minutes, max_tickets_per_event=max_tickets_per_event,
                         checkout_key=checkout_key)
     try:
-        payable = payable_order_of_user(session, order.code, user.id)
+        payable = payable_order_of_user(session, order.code, user_id)
         return pay_order(session, payable, card, provider=provider, now=now, ip_address=ip_address)
     except DomainError as error:
         error.params["order"] = order.code
