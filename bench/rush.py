@@ -13,9 +13,9 @@ clicks "Buy Solo now" (the add-to-cart form's second button: added, then straigh
 checkout review), and pays there with the success card 4242 4242 4242 4242 (the review's card
 form places the order and pays it), following every redirect: 5 requests. `--journey buy-now`
 clicks "Place order, pay later" on the review instead and pays on the order page: 7 requests,
-with placement and payment timed apart, as the runs of 2026-11-24/25 did. `--journey cart`
-also clicks "Add Solo to cart" (back to the event page), then opens the review: 8 requests, as
-every run before 2026-11-24 did. Times are
+with placement and payment timed apart, as the runs of 2026-11-24 23:41 to 2026-11-25 01:00 did.
+`--journey cart` also clicks "Add Solo to cart" (back to the event page), then opens the review:
+8 requests, as every run before those did. Times are
 client-side round trips on loopback (they include all server time, the client's own parsing,
 and queueing when all workers are busy). Afterwards the database is checked: paid seats never
 exceed capacity (oversell = 0), and equal capacity (or the demand when it is smaller).
