@@ -38,12 +38,12 @@ from tests.shop import (
     offer_of,
     pay,
     pay_now,
+    placed_code,
     review_form,
     seats_taken,
 )
 
 THIS_YEAR = datetime.now(UTC).year
-ORDER_PAGE = re.compile(r"/orders/(GCH-[A-Z0-9]{6})$")
 
 
 def text(response) -> str:
@@ -53,13 +53,6 @@ def text(response) -> str:
 def orders_of(user_id: int) -> list[Order]:
     db.session.expire_all()
     return list(db.session.scalars(sa.select(Order).where(Order.user_id == user_id).order_by(Order.id)))
-
-
-def order_code(response) -> str:
-    assert response.status_code == 303, (response.status_code, text(response)[:300])
-    match = ORDER_PAGE.search(response.headers["Location"])
-    assert match, response.headers["Location"]
-    return match.group(1)
 
 
 @pytest.fixture
@@ -138,7 +131,7 @@ def test_an_unverified_customer_sees_no_card_form_and_cannot_pay(client, auth, p
 def test_paying_on_the_review_places_the_order_pays_it_and_empties_the_cart(client, buyer, provider, outbox):
     user, event = buyer
     response = pay_now(client)
-    code = order_code(response)
+    code = placed_code(response)
     [order] = orders_of(user.id)
     assert order.code == code and order.status == "paid" and order.total_cents == 26500
     assert seats_taken(event.id) == 6
@@ -189,7 +182,7 @@ def test_a_card_typed_wrong_shows_the_review_again_and_places_nothing(client, bu
     assert orders_of(user.id) == [] and seats_taken(event.id) == 0 and provider.attempt_count == 0
     assert "€265.00" in text(client.get("/cart/"))  # the cart is as it was
     # corrected, the same form places and pays
-    assert order_code(pay_now(client, review=review))
+    assert placed_code(pay_now(client, review=review))
     assert [order.status for order in orders_of(user.id)] == ["paid"]
 
 
@@ -201,7 +194,7 @@ def test_a_card_typed_wrong_shows_the_review_again_and_places_nothing(client, bu
 def test_a_refused_charge_leaves_the_order_placed_and_payable_from_its_page(client, buyer, provider, number, reason):
     user, event = buyer
     response = pay_now(client, number)
-    code = order_code(response)
+    code = placed_code(response)
     [order] = orders_of(user.id)
     assert order.status == "pending" and seats_taken(event.id) == 6  # the seats are held
     assert [(p.succeeded, p.card_last4) for p in order.payments] == [(False, number[-4:])]
@@ -283,7 +276,7 @@ def test_the_review_form_needs_its_csrf_token(client, provider):
 @pytest.mark.app_config(PAYMENT_RATE_LIMIT="3/minute")
 def test_the_review_and_the_order_page_share_the_card_submit_limit(client, buyer):
     user, _event = buyer
-    code = order_code(pay_now(client, "4000 0000 0000 0002"))  # 1: placed, declined
+    code = placed_code(pay_now(client, "4000 0000 0000 0002"))  # 1: placed, declined
     for _ in range(2):
         assert pay(client, code, "4000 0000 0000 0002").status_code == 402  # 2, 3
     assert pay(client, code).status_code == 429
@@ -296,7 +289,7 @@ def test_the_same_review_sent_twice_places_and_charges_one_order(client, buyer, 
     review = review_form(client)
     first = pay_now(client, review=review)
     second = pay_now(client, review=review)  # a reload, or the back button and "Pay" again
-    assert order_code(first) == order_code(second)
+    assert placed_code(first) == placed_code(second)
     assert "This order is already paid." in text(client.get(second.headers["Location"]))
     [order] = orders_of(user.id)
     assert order.status == "paid" and seats_taken(event.id) == 6
@@ -334,7 +327,7 @@ def test_two_simultaneous_submits_of_the_review_place_and_charge_one_order(app, 
         review = review_form(client)
         provider.barrier = threading.Barrier(2)
         codes = []
-        threads = [threading.Thread(target=lambda b=browser, r=review, out=codes: out.append(order_code(pay_now(b, review=r))))
+        threads = [threading.Thread(target=lambda b=browser, r=review, out=codes: out.append(placed_code(pay_now(b, review=r))))
                    for browser in browsers]
         for thread in threads:
             thread.start()
@@ -356,7 +349,7 @@ def test_no_card_number_or_cvv_kept_from_the_review_form(app, client, buyer, cap
     app.logger.setLevel(logging.DEBUG)
     review = review_form(client)
     pay_now(client, "4242 4242 4242 4241", review=review)  # typed wrong
-    code = order_code(pay_now(client, "4000 0000 0000 0002", review=review))  # declined
+    code = placed_code(pay_now(client, "4000 0000 0000 0002", review=review))  # declined
     pay(client, code, "4000 0000 0000 9995")
     pay(client, code)
     everything = "\n".join(dump_database())
