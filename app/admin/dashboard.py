@@ -7,10 +7,10 @@ payments (noted "soon" by the check-in and payment services) once per STATS_REFR
 for all of them.
 
 Cached under that version, so never stale: the statistics section rendered as HTML (one
-entry per set of filters and per version of its template) and the catalogue overview (the
-filter menu's events, the paid orders count). A warm view reads the version (one Redis GET)
-and finds both in this process's memory; only the filter form and the accounts counts (one
-SQL statement) are made for each request.
+entry per set of filters and per version of its template), the catalogue overview (the
+filter menu's events, the paid orders count) and the accounts and staff counts (until the
+next pending invitation expires). A warm view reads the version (one Redis GET) and finds
+all three in this process's memory; only the filter form is made for each request.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -31,6 +32,7 @@ from wtforms.widgets import Select
 from app.admin import bp
 from app.coalescer import Coalescer
 from app.extensions import cache, db
+from app.services.admin_counts import account_counts
 from app.services.stats import (
     StatsFilters,
     bump_stats_version,
@@ -159,19 +161,21 @@ def _cache_call(operation: Callable, *args, **kwargs) -> Any:
         return None
 
 
-def cached(version: str | None, name: str, build: Callable[[], Any]) -> Any:
+def cached(version: str | None, name: str, build: Callable[[], Any],
+           fresh: Callable[[Any], bool] = lambda value: True) -> Any:
     """The value `name` for this stats version: this process's copy, else the shared cache's,
     else `build()` (then kept in both). Without a version (cache down) it is built each time;
-    only what the shared cache holds is copied here."""
+    only what the shared cache holds is copied here. A value for which `fresh` says no (one
+    that time alone made out of date) is built again and replaces it."""
     if version is None:
         return build()
     value = copies.get(version, name)
-    if value is not None:
+    if value is not None and fresh(value):
         return value
     timeout = current_app.config["STATS_CACHE_SECONDS"]
     key = stats_key(version, name)
     value = _cache_call(cache.get, key)
-    if value is None:
+    if value is None or not fresh(value):
         value = build()
         if not _cache_call(cache.set, key, value, timeout=timeout):
             return value  # not shared: no copy, which would outlive a version bump failing alike
@@ -197,6 +201,13 @@ def section_template():
 def catalogue(version: str | None) -> dict:
     """The filter menu's events and the paid orders count, cached under the stats version."""
     return cached(version, "overview", lambda: catalogue_overview(db.session))
+
+
+def accounts(version: str | None, now: datetime) -> dict:
+    """The accounts and staff counts as of `now`, cached under the stats version (users, people
+    and invitations are watched with the sales) until a pending invitation expires."""
+    return cached(version, "accounts", lambda: account_counts(db.session, now=now),
+                  fresh=lambda counts: counts["changes_at"] is None or now < counts["changes_at"])
 
 
 def filters_from_request(events: list[tuple[int, str]] | None = None
@@ -226,12 +237,13 @@ def statistics_section(version: str | None, filters: StatsFilters) -> Markup:
     return Markup(html)
 
 
-def render_dashboard(*, accounts: dict, **context):
-    """The page; `accounts` are the (uncached) accounts and staff counts."""
+def render_dashboard(**context):
+    """The page, with the admin areas and anything else the route gives in `context`."""
     version = _cache_call(stats_version, cache)
     overview = catalogue(version)
     form, filters, valid = filters_from_request(overview["events"])
-    counts = {**accounts, "events": len(overview["events"]), "paid_orders": overview["paid_orders"]}
+    counts = {**accounts(version, datetime.now(UTC)), "events": len(overview["events"]),
+              "paid_orders": overview["paid_orders"]}
     return render_template("admin/dashboard.html", form=form, stats_section=statistics_section(version, filters),
                            filters_valid=valid, export_args=_export_args(filters), counts=counts, **context)
 

@@ -6,9 +6,10 @@ a cancelled or refunded order leaves the figures. Days are Europe/Paris days.
 
 Caching: whatever is derived from the statistics is stored under ``stats:<version>:<name>``
 (`stats_key`): what the dashboard keeps (app/admin/dashboard.py: its rendered statistics
-section per set of filters, the catalogue overview).
+section per set of filters, the catalogue overview, the accounts and staff counts).
 The version is a random token kept in the same cache; any committed change to the data the
-statistics read (a sale, a cancellation, a check-in, a catalogue edit) replaces it, so
+statistics read (a sale, a cancellation, a check-in, a catalogue edit; an account, a person or
+an invitation counted on the overview, `COUNTED_COLUMNS`) replaces it, so
 every cached result becomes unreachable at once, on every web instance sharing the cache.
 `install_stats_invalidation` watches the SQLAlchemy session for such changes, so no
 code path (shop, admin, CLI, scanner API) has to remember to call `bump_stats_version`.
@@ -26,7 +27,18 @@ import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
-from app.models import CheckIn, Event, Offer, Order, OrderLine, OrderStatus, Ticket
+from app.models import (
+    CheckIn,
+    Event,
+    Invitation,
+    Offer,
+    Order,
+    OrderLine,
+    OrderStatus,
+    Person,
+    Ticket,
+    User,
+)
 
 PARIS = ZoneInfo("Europe/Paris")
 VERSION_KEY = "stats:version"
@@ -288,10 +300,14 @@ def stats_key(version: str, name: str) -> str:
 
 
 # --------------------------------------------------------------------------- invalidation
-STATS_MODELS = (Order, OrderLine, Ticket, CheckIn, Event, Offer)
+STATS_MODELS = (Order, OrderLine, Ticket, CheckIn, Event, Offer, User, Person, Invitation)
 STATS_TABLES = frozenset(model.__table__.name for model in STATS_MODELS)
 # Columns whose changes do not move any figure: seats held by pending orders, hold windows.
 IGNORED_COLUMNS = {"events": {"seats_taken"}, "orders": {"expires_at", "idempotency_key"}}
+# The overview's accounts counts (app/services/admin_counts.py) move with a new or deleted row, or
+# with these columns only: a sign-in, a new password or a second factor leaves them as they are.
+COUNTED_COLUMNS = {"users": {"role", "disabled_at"}, "persons": {"user_id"},
+                   "invitations": {"expires_at", "used_at", "revoked_at"}}
 _FLAG = "stats_changed"
 # Execution options of a statement that writes to a table the statistics read without changing a
 # figure (a pending order's INSERT): `statement.execution_options(**STATS_UNAFFECTED)`.
@@ -317,6 +333,8 @@ def object_changes_stats(obj, *, new: bool = False, deleted: bool = False) -> bo
             return obj.status == PAID
         return not isinstance(obj, OrderLine)
     changed = _changed_columns(obj) - IGNORED_COLUMNS.get(table, set())
+    if table in COUNTED_COLUMNS:
+        return bool(changed & COUNTED_COLUMNS[table])
     if isinstance(obj, Order):
         return bool(changed & {"status", "paid_at", "cancelled_at"})
     return bool(changed)
@@ -331,6 +349,8 @@ def statement_changes_stats(statement) -> bool:
     if not values:
         return True  # unknown shape: assume it matters
     keys = {getattr(key, "key", None) or getattr(key, "name", None) or str(key) for key in values}
+    if table.name in COUNTED_COLUMNS:
+        return bool(keys & COUNTED_COLUMNS[table.name])
     return bool(keys - IGNORED_COLUMNS.get(table.name, set()))
 
 

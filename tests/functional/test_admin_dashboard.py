@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import re
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyotp
@@ -229,7 +229,7 @@ def test_a_warm_view_reads_no_sales_table_and_asks_the_shared_cache_for_the_vers
 
     assert again == first
     assert stats_reads(statements) == []
-    assert len(statements) <= 2  # the accounts counts (one statement) and the navbar's cart count
+    assert len(statements) <= 1  # the navbar's cart count: the accounts counts are cached too
     assert [key for key in asked if key.startswith("stats:")] == ["stats:version"]  # the rest is in this process
 
 
@@ -306,11 +306,26 @@ def test_a_new_event_appears_in_the_filter_menu_and_the_counts_at_once(client, a
     assert json_script(dashboard(client, event=event.id), "dashboard-data")["totals"]["tickets"] == 0
 
 
-def test_accounts_counts_are_never_cached(client, admin):
+def account_figures(html: str) -> dict[str, int]:
+    return {name: int(value) for name, value in re.findall(r'data-count="([a-z-]+)">\s*(\d+)<', html)}
+
+
+def spaced(html: str) -> str:
+    """The page with each run of white space as one space, to read the counts' lines."""
+    return re.sub(r"\s+", " ", html)
+
+
+def test_accounts_counts_are_cached_and_change_right_after_each_change(client, admin):
     from app.models import Person
     from tests.factories import InvitationFactory
 
-    dashboard(client)
+    customer = UserFactory()
+    first = account_figures(dashboard(client))
+    assert (first["users"], first["people"], first["pending-invitations"]) == (2, 0, 0)
+    with sql_statements() as statements:  # warm: the counts are not read again
+        assert account_figures(dashboard(client)) == first
+    assert not [statement for statement in statements if "FROM users" in statement or "invitations" in statement]
+
     # not PersonFactory: its phone sequence stays where tests/unit/test_invitations_people_users.py expects it
     people = [Person(first_name="Mary", last_name=f"Kom{n}", phone1=f"+3361888000{n}", intended_role="staff")
               for n in range(2)]
@@ -320,6 +335,41 @@ def test_accounts_counts_are_never_cached(client, admin):
     html = dashboard(client)
     assert re.search(r'data-count="people">\s*2<', html)
     assert re.search(r'data-count="pending-invitations">\s*1<', html)
+
+    # through the admin pages: a role change, a disabled account, a revoked invitation
+    assert client.post(f"/admin/users/{customer.id}/role", data={"role": "staff"}).status_code in (302, 303)
+    assert "0 customers · 1 staff · 1 admins<" in spaced(dashboard(client))
+    assert client.post(f"/admin/users/{customer.id}/disable").status_code in (302, 303)
+    assert "0 customers · 1 staff · 1 admins · 1 disabled<" in spaced(dashboard(client))
+    invitation = people[1].invitations[0]
+    assert client.post(f"/admin/invitations/{invitation.id}/revoke", data={"back": "list"}).status_code in (302, 303)
+    html = spaced(dashboard(client))
+    assert 'data-count="pending-invitations">0<' in html and "0 used · 0 expired · 1 revoked<" in html
+    # a new account (a customer signing up) counts at once too
+    UserFactory()
+    assert account_figures(dashboard(client))["users"] == 3
+
+
+def test_a_pending_invitation_turns_expired_on_the_dashboard_when_its_time_runs_out(client, admin):
+    """Nothing is written when an invitation expires: the cached counts last only until then."""
+    from freezegun import freeze_time
+
+    from app.models import Person
+    from tests.factories import InvitationFactory
+
+    person = Person(first_name="Lena", last_name="Otto", phone1="+33618880009", intended_role="staff")
+    db.session.add(person)
+    db.session.commit()
+    now = datetime.now(UTC)
+    InvitationFactory(person=person, created_at=now, expires_at=now + timedelta(seconds=30))
+    html = spaced(dashboard(client))
+    assert 'data-count="pending-invitations">1<' in html and "0 used · 0 expired · 0 revoked<" in html
+    # well within the shared cache's lifetime (STATS_CACHE_SECONDS): only the expiry can refresh them
+    with freeze_time(now + timedelta(seconds=29)):
+        assert re.search(r'data-count="pending-invitations">\s*1<', dashboard(client))
+    with freeze_time(now + timedelta(seconds=31)):
+        html = spaced(dashboard(client))
+    assert 'data-count="pending-invitations">0<' in html and "0 used · 1 expired · 0 revoked<" in html
 
 
 def test_the_section_is_the_same_for_every_admin_and_carries_nothing_of_the_visitor(app, client, admin, auth):

@@ -1,4 +1,5 @@
-"""The admin overview's accounts counts: one statement, the same figures as the three services."""
+"""The admin overview's accounts counts: one statement, the same figures as the three services,
+and the moment time alone changes them (the first pending invitation's expiry)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -32,6 +33,11 @@ def counts_from_the_services(now: datetime) -> dict:
             "invitations": invitations.count_by_state(db.session, now=now)}
 
 
+def figures(counts: dict) -> dict:
+    """The counts without `changes_at`, as the three services give them."""
+    return {name: counts[name] for name in ("users", "people", "invitations")}
+
+
 def statements_of(call) -> tuple[list[str], object]:
     with sql_statements(db.engine) as seen:
         result = call()
@@ -43,6 +49,7 @@ def test_no_one_yet_is_all_zeros(app):
         "users": {"customer": 0, "staff": 0, "admin": 0, "disabled": 0},
         "people": {"total": 0, "with_account": 0, "without_account": 0},
         "invitations": {"pending": 0, "used": 0, "expired": 0, "revoked": 0},
+        "changes_at": None,
     }
 
 
@@ -64,13 +71,19 @@ def test_every_figure_matches_the_services_in_one_statement(app):
     statements, counts = statements_of(lambda: account_counts(db.session, now=NOW))
 
     assert len(statements) == 1
-    assert counts == counts_from_the_services(NOW)
+    assert figures(counts) == counts_from_the_services(NOW)
     assert counts == {
         "users": {"customer": 4, "staff": 2, "admin": 1, "disabled": 1},
         "people": {"total": 9, "with_account": 2, "without_account": 7},  # each invitation has its person
         "invitations": {"pending": 2, "used": 1, "expired": 1, "revoked": 2},
+        "changes_at": NOW + timedelta(seconds=1),  # the first pending invitation expires: nothing else is written
     }
     # `now` decides pending or expired, as in the invitations list
+    expiring = NOW + timedelta(seconds=1)
+    assert account_counts(db.session, now=expiring)["invitations"] == {"pending": 1, "used": 1, "expired": 2,
+                                                                       "revoked": 2}
+    assert account_counts(db.session, now=expiring)["changes_at"] == NOW + timedelta(days=6)
     later = NOW + timedelta(days=7)
     assert account_counts(db.session, now=later)["invitations"] == {"pending": 0, "used": 1, "expired": 3, "revoked": 2}
-    assert account_counts(db.session, now=later) == counts_from_the_services(later)
+    assert account_counts(db.session, now=later)["changes_at"] is None
+    assert figures(account_counts(db.session, now=later)) == counts_from_the_services(later)

@@ -271,6 +271,41 @@ def test_catalogue_edits_are_noticed(sales, commits):
     assert commits == [True]
 
 
+def test_what_moves_the_overviews_accounts_counts_is_noticed_and_nothing_else_of_an_account(app, commits):
+    from app.models import Invitation, Person, User
+    from tests.factories import InvitationFactory
+
+    user = UserFactory()  # a new account
+    assert commits == [True]
+    user.totp_last_step, user.first_name = 123, "Renamed"  # a sign-in's step, a profile edit: no count moves
+    db.session.commit()
+    db.session.execute(sa.update(User).where(User.id == user.id).values(totp_last_step=124))
+    db.session.commit()
+    assert commits == [True]
+
+    user.role = "staff"
+    db.session.commit()
+    db.session.execute(sa.update(User).where(User.id == user.id).values(disabled_at=utc("2026-03-01T10:00:00")))
+    db.session.commit()
+    assert commits == [True] * 3
+
+    person = Person(first_name="Ana", last_name="Lopes", phone1="+33618880042", intended_role="staff")
+    db.session.add(person)
+    db.session.commit()
+    person.phone2 = "+33618880043"  # not counted
+    db.session.commit()
+    person.user_id = user.id  # with an account now
+    db.session.commit()
+    assert commits == [True] * 5
+
+    invitation = InvitationFactory(person=person)
+    invitation.revoked_at = utc("2026-03-02T10:00:00")
+    db.session.commit()
+    db.session.execute(sa.delete(Invitation).where(Invitation.id == invitation.id))
+    db.session.commit()
+    assert commits == [True] * 8
+
+
 def test_utc_offset_periods_follow_the_paris_clock_changes():
     periods = stats.utc_offset_periods(stats.PARIS, utc("2026-01-10T00:00:00"), utc("2026-12-01T00:00:00"))
     changes = [(start.isoformat(), offset) for start, offset in periods[1:]]
