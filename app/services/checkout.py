@@ -7,7 +7,8 @@ Only brand, last 4 and the provider's transaction id are recorded; the card stay
 
 The order is read as plain rows (`payable_order_of_user`), not as an `Order`: every purchase pays
 once, and the payment only checks the order and writes with SQL statements, so the ORM's objects,
-identity map and row processors served nothing but cost about half of the read.
+identity map and row processors served nothing but cost about half of the read. Paying on the
+checkout review reads nothing: the order is paid as its placement wrote it (`place_and_pay`).
 """
 from __future__ import annotations
 
@@ -24,14 +25,14 @@ from app.db_late_begin import only_write
 from app.models import EmailJobStatus, Order, OrderLine, OrderStatus, Payment, User
 from app.models.base import UTCDateTime, utcnow
 from app.models.order import OrderFacts
-from app.models.user import PersonName
 from app.services import audit, email_jobs
 from app.services.cart import OfferForSale
 from app.services.errors import Conflict, DomainError
 from app.services.orders import (
+    Buyer,
     expire_stale_orders,
     new_idempotency_key,
-    place_order,
+    place_for_payment,
     rows_of_users_order,
 )
 from app.services.payments import CardDetails, ChargeResult, PaymentProvider
@@ -55,15 +56,6 @@ class PayableLine:
     offer_id: int
     quantity: int
     persons: int
-
-
-@dataclass(frozen=True, slots=True)
-class Buyer(PersonName):
-    """What issuing the tickets needs of the buyer: the key half of every ticket's double key,
-    and the name printed on them."""
-    user_key: bytes
-    first_name: str
-    last_name: str
 
 
 @dataclass(frozen=True)
@@ -110,6 +102,19 @@ def payable_order_of_user(session: Session, code: str, user_id: int) -> PayableO
         user=Buyer(user_key=first.user_key, first_name=first.first_name, last_name=first.last_name))
 
 
+def payable_as_placed(order: Order, buyer: Buyer) -> PayableOrder:
+    """The order its placement just wrote (still loaded: `orders.place_for_payment`), as the
+    payment reads it. Only the status can have changed since, and the payment's conditional
+    UPDATE checks that."""
+    return PayableOrder(
+        id=order.id, code=order.code, user_id=order.user_id, status=order.status, expires_at=order.expires_at,
+        paid_at=order.paid_at, total_cents=order.total_cents, currency=order.currency,
+        idempotency_key=order.idempotency_key,
+        lines=tuple(PayableLine(id=line.id, event_id=line.event_id, offer_id=line.offer_id, quantity=line.quantity,
+                                persons=line.persons) for line in order.lines),
+        user=buyer)
+
+
 @dataclass(frozen=True)
 class PaymentOutcome:
     order: PayableOrder  # as it stands after this payment
@@ -150,11 +155,15 @@ def place_and_pay(session: Session, *, user: User, items: Mapping[int, int],
     pending, its seats held, and its page takes the payment again.
     """
     user_id = user.id  # read before placing: a placement that hands back an earlier order has rolled back
-    order = place_order(session, user=user, items=items, offers=offers, expected_total_cents=expected_total_cents,
-                        now=now, hold_minutes=hold_minutes, max_tickets_per_event=max_tickets_per_event,
-                        checkout_key=checkout_key)
+    placement = place_for_payment(session, user=user, items=items, offers=offers,
+                                  expected_total_cents=expected_total_cents, now=now, hold_minutes=hold_minutes,
+                                  max_tickets_per_event=max_tickets_per_event, checkout_key=checkout_key)
+    order = placement.order
     try:
-        payable = payable_order_of_user(session, order.code, user_id)
+        if placement.buyer is None:  # an earlier submit's order: paid already, perhaps
+            payable = payable_order_of_user(session, order.code, user_id)
+        else:
+            payable = payable_as_placed(order, placement.buyer)
         return pay_order(session, payable, card, provider=provider, now=now, ip_address=ip_address)
     except DomainError as error:
         error.params["order"] = order.code

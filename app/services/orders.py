@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import secrets
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -39,6 +40,7 @@ from app.models import (
     User,
 )
 from app.models.base import UTCDateTime
+from app.models.user import PersonName
 from app.services import audit, email_jobs
 from app.services.cart import (
     OfferForSale,
@@ -173,11 +175,43 @@ def _seats_of_orders(session: Session, order_ids: Iterable[int]) -> dict[int, in
 
 
 # --------------------------------------------------------------------------- placing
+@dataclass(frozen=True, slots=True)
+class Buyer(PersonName):
+    """What issuing the tickets needs of the buyer: the key half of every ticket's double key,
+    and the name printed on them (the signed-in user is loaded without its secrets)."""
+    user_key: bytes
+    first_name: str
+    last_name: str
+
+
+@dataclass(frozen=True)
+class Placement:
+    """The order a placement wrote and its buyer, read with the buyer's lock, so that paying it
+    at once reads nothing back; or, with `buyer` None, the order an earlier submit of the same
+    review placed (as loaded then: its payment reads it as it is now)."""
+    order: Order
+    buyer: Buyer | None
+
+
 def place_order(session: Session, *, user: User, items: Mapping[int, int], expected_total_cents: int | None,
                 now: datetime, hold_minutes: int, max_tickets_per_event: int,
                 code_factory: Callable[[], str] = new_order_code,
                 offers: Mapping[int, OfferForSale] | None = None, checkout_key: str | None = None) -> Order:
-    """Turn the cart into a pending order holding its seats for `hold_minutes`, or raise.
+    """Turn the cart into a pending order holding its seats for `hold_minutes`, or raise
+    (`place_for_payment` says how)."""
+    return place_for_payment(session, user=user, items=items, expected_total_cents=expected_total_cents, now=now,
+                             hold_minutes=hold_minutes, max_tickets_per_event=max_tickets_per_event,
+                             code_factory=code_factory, offers=offers, checkout_key=checkout_key).order
+
+
+def place_for_payment(session: Session, *, user: User, items: Mapping[int, int], expected_total_cents: int | None,
+                      now: datetime, hold_minutes: int, max_tickets_per_event: int,
+                      code_factory: Callable[[], str] = new_order_code,
+                      offers: Mapping[int, OfferForSale] | None = None,
+                      checkout_key: str | None = None) -> Placement:
+    """`place_order`, with the buyer's key and name when it wrote the order (`Placement`).
+
+    Turn the cart into a pending order holding its seats for `hold_minutes`, or raise.
 
     `expected_total_cents` is the total the buyer confirmed on the review page: any change
     (a price, a line) refuses the order rather than charging something else. `offers` are the
@@ -194,7 +228,7 @@ def place_order(session: Session, *, user: User, items: Mapping[int, int], expec
     if not items:
         placed = checkout_key and _placed_with_key(session, user_id, checkout_key)
         if placed:
-            return placed  # the first submit emptied the cart
+            return Placement(placed, None)  # the first submit emptied the cart
         raise DomainError("cart_empty")
     for quantity in items.values():
         check_quantity(quantity)
@@ -212,7 +246,7 @@ def place_order(session: Session, *, user: User, items: Mapping[int, int], expec
             if checkout_key:
                 placed = _placed_with_key(session, user_id, checkout_key)
                 if placed:
-                    return placed  # a concurrent submit of the same review form placed it
+                    return Placement(placed, None)  # a concurrent submit of the same review form placed it
                 if _key_taken(session, checkout_key):
                     raise Conflict("checkout_expired")  # not this buyer's key: never theirs to reuse
             collisions += 1
@@ -225,7 +259,7 @@ def place_order(session: Session, *, user: User, items: Mapping[int, int], expec
         except Conflict as error:
             placed = checkout_key and _placed_with_key(session, user_id, checkout_key)
             if placed:
-                return placed  # a submit of the same review form placed it: its seats count against this one
+                return Placement(placed, None)  # a submit of the same review form placed it: its seats count
             if error.code != "sold_out" or retried_after_expiry:
                 raise
             retried_after_expiry = True  # lapsed holds of other buyers may free the seats: once
@@ -238,7 +272,7 @@ class _OwnHoldsLapsed(Exception):
     """The buyer has pending orders whose hold ran out: they are expired before placing."""
 
 
-def _place_once(session: Session, *, offers: Mapping[int, OfferForSale] | None, **kwargs) -> Order:
+def _place_once(session: Session, *, offers: Mapping[int, OfferForSale] | None, **kwargs) -> Placement:
     try:
         if offers is None:
             offers = offers_with_events(session, kwargs["items"])
@@ -250,7 +284,7 @@ def _place_once(session: Session, *, offers: Mapping[int, OfferForSale] | None, 
 
 def _place(session: Session, *, user: User, items: Mapping[int, int], expected_total_cents: int | None,
            now: datetime, hold_minutes: int, max_per_event: int, code: str, check_own_holds: bool,
-           offers: Mapping[int, OfferForSale], key: str) -> Order:
+           offers: Mapping[int, OfferForSale], key: str) -> Placement:
     seats: dict[int, int] = {}
     tickets: dict[int, int] = {}
     for offer_id, quantity in items.items():
@@ -268,7 +302,8 @@ def _place(session: Session, *, user: User, items: Mapping[int, int], expected_t
         raise Conflict("price_changed", total_cents=total)
     events = {offer.event_id: offer.event for offer in offers.values()}
 
-    if _serialise_buyer(session, user.id, now) and check_own_holds:
+    lapsed, buyer = _serialise_buyer(session, user.id, now)
+    if lapsed and check_own_holds:
         raise _OwnHoldsLapsed()
     values = {"code": code, "user_id": user.id, "status": PENDING, "total_cents": total, "currency": "EUR",
               "created_at": now, "expires_at": now + timedelta(minutes=hold_minutes),
@@ -287,7 +322,7 @@ def _place(session: Session, *, user: User, items: Mapping[int, int], expected_t
     # The caller shows the order it just wrote (to the user who placed it): no need to read them
     # back. The rest (the events whose seats the UPDATE moved) expires as usual.
     commit_keeping_loaded(session, only=[order, *order.lines, user])
-    return order
+    return Placement(order, buyer)
 
 
 def _write_order_one_by_one(session: Session, values: dict, lines: list[dict], seats: dict[int, int],
@@ -399,12 +434,13 @@ def _order_as_written(session: Session, order_id: int, values: dict, line_ids: l
 _USERS, _ORDERS = User.__table__, Order.__table__
 _OWN_HOLD_LAPSED = sa.exists().where(_ORDERS.c.user_id == sa.bindparam("user_id"), _ORDERS.c.status == PENDING,
                                      _ORDERS.c.expires_at <= sa.bindparam("now"))
-# The lock also tells whether the buyer has a lapsed hold to expire first: no statement of its own.
-_LOCK_BUYER = (sa.select(_USERS.c.id, _OWN_HOLD_LAPSED).where(_USERS.c.id == sa.bindparam("user_id"))
-               .with_for_update(of=_USERS))
+# The locked row also gives the buyer's key and name (`Buyer`), and whether the buyer has a lapsed
+# hold to expire first: no statement of their own.
+_BUYER = (sa.select(_USERS.c.user_key, _USERS.c.first_name, _USERS.c.last_name, _OWN_HOLD_LAPSED.label("lapsed"))
+          .where(_USERS.c.id == sa.bindparam("user_id")))
+_LOCK_BUYER = _BUYER.with_for_update(of=_USERS)
 # SQLite has no row locks: a no-op UPDATE takes the database write lock, held to the commit.
 _LOCK_BUYER_SQLITE = sa.update(_USERS).where(_USERS.c.id == sa.bindparam("user_id")).values(id=_USERS.c.id)
-_OWN_HOLD_LAPSED_SQLITE = sa.select(_OWN_HOLD_LAPSED)
 # Every event the buyer holds tickets for, not only the cart's: with a condition on the event,
 # PostgreSQL may read the event's order lines first, and at an on-sale its statistics are stale
 # (a new event "has no lines"), so each placement read all the sales so far (bench/README.md).
@@ -417,14 +453,16 @@ _TICKETS_HELD = (
 )
 
 
-def _serialise_buyer(session: Session, user_id: int, now: datetime) -> bool:
+def _serialise_buyer(session: Session, user_id: int, now: datetime) -> tuple[bool, Buyer]:
     """One placement at a time per account, so the ticket limit cannot be raced (see module doc).
-    True when the buyer has a pending order whose hold ran out at `now`."""
+    Whether the buyer has a pending order whose hold ran out at `now`, and the buyer."""
     params = {"user_id": user_id, "now": now}
     if session.connection().dialect.name == "sqlite":
         session.execute(_LOCK_BUYER_SQLITE, params)
-        return bool(session.scalar(_OWN_HOLD_LAPSED_SQLITE, params))
-    return bool(session.execute(_LOCK_BUYER, params).one()[1])
+        row = session.execute(_BUYER, params).one()
+    else:
+        row = session.execute(_LOCK_BUYER, params).one()
+    return bool(row.lapsed), Buyer(user_key=row.user_key, first_name=row.first_name, last_name=row.last_name)
 
 
 def _tickets_held(session: Session, user_id: int) -> dict[int, int]:

@@ -145,6 +145,22 @@ def test_paying_on_the_review_places_the_order_pays_it_and_empties_the_cart(clie
     assert len(outbox) == 1 and code in outbox[0].subject
 
 
+def test_the_tickets_paid_on_the_review_carry_the_buyers_double_key_name_and_lines(client, buyer):
+    """The payment issues the tickets from the order as placed and the buyer as read with the
+    lock (nothing read back): each ticket is bound to the buyer's user key, named after the buyer,
+    and one per line's offer, with its persons."""
+    from app.services.signing import double_key_digest
+
+    user, event = buyer
+    pay_now(client)
+    [order] = orders_of(user.id)
+    tickets = db.session.scalars(sa.select(Ticket).where(Ticket.order_id == order.id).order_by(Ticket.id)).all()
+    assert [(t.order_line_id, t.offer_id, t.event_id, t.persons) for t in tickets] == \
+        [(line.id, line.offer_id, event.id, line.persons) for line in order.lines]
+    assert {t.holder_name for t in tickets} == {"Ada Lovelace"} and {t.user_id for t in tickets} == {user.id}
+    assert all(t.key_digest == double_key_digest(user.user_key, t.purchase_key) for t in tickets)
+
+
 @pytest.mark.app_config(MAIL_QUEUE=True)
 def test_with_the_mail_queue_paying_on_the_review_queues_the_confirmation(client, buyer, outbox):
     user, _event = buyer
@@ -428,9 +444,10 @@ def test_place_and_pay_names_the_order_when_the_charge_is_refused(app, provider)
 
 # --------------------------------------------------------------------------- what it costs
 @pytest.mark.app_config(MAIL_QUEUE=True)
-def test_paying_on_the_review_reads_the_cart_once_and_never_the_user_again(client, auth):
-    """The cart and its offers in one statement; the order read once for the payment; and the
-    signed-in user, expired by the payment's commit, not read again to update the navbar's count."""
+def test_paying_on_the_review_reads_the_cart_once_and_never_the_user_or_the_order_again(client, auth):
+    """The cart and its offers in one statement; the order paid as its placement wrote it, with the
+    buyer's key and name read with the buyer's lock, so not read back; and the signed-in user,
+    expired by the payment's commit, not read again to update the navbar's count."""
     login(auth, client, customer())
     add_to_cart(client, offer_of(make_event(), "family"), 2)
     review = review_form(client)
@@ -439,8 +456,9 @@ def test_paying_on_the_review_reads_the_cart_once_and_never_the_user_again(clien
     assert response.status_code == 303
     reads = [s for s in seen if s.lstrip().upper().startswith("SELECT")]
     assert len([s for s in reads if "FROM cart_items JOIN offers" in s]) == 1
-    assert len([s for s in reads if "FROM orders JOIN users" in s]) == 1, reads  # the payable order
-    assert not [s for s in reads if s.lstrip().startswith("SELECT users.") and "FOR UPDATE" not in s], reads
+    assert not [s for s in reads if "FROM orders JOIN users" in s], reads  # the payable order is not read back
+    buyer = [s for s in reads if s.lstrip().startswith("SELECT users.")]
+    assert len(buyer) == 1 and "users.user_key" in buyer[0] and "AS lapsed" in buyer[0], reads  # with the lock
     assert "Cart" in text(client.get("/orders/")) and "Cart (" not in text(client.get("/orders/"))
 
 
@@ -457,4 +475,5 @@ def test_a_sold_out_placement_does_not_read_the_user_again_after_its_rollback(cl
         response = pay_now(client, review=review)
     assert response.headers["Location"].endswith("/cart/checkout")
     reads = [s for s in seen if s.lstrip().upper().startswith("SELECT")]
-    assert not [s for s in reads if s.lstrip().startswith("SELECT users.") and "FOR UPDATE" not in s], reads
+    # the only read of users: the buyer's, with the lock (no row lock on SQLite: the write lock before it)
+    assert not [s for s in reads if s.lstrip().startswith("SELECT users.") and "AS lapsed" not in s], reads
