@@ -1,6 +1,6 @@
 """Instructions the app executes per buyer's purchase, per signed-in page and per scan, counted by callgrind.
 
-    .venv/bin/python bench/instructions.py [--small 4 --large 24] [--journey purchase|page|checkin|both|all]
+    .venv/bin/python bench/instructions.py [--small 4 --large 24] [--journey purchase|pay-now|page|checkin|both|all]
     .venv/bin/python bench/instructions.py --against bench/out/src-<commit>   # two versions side by side
 
 Timings on this shared 2-core machine drift by ±30 % within an evening; instruction counts
@@ -17,6 +17,9 @@ imports, setup and first-call warm-up cancelled out.
 - purchase: a fresh buyer signs in (bcrypt cost 4), opens the event page, adds one Solo ticket,
   opens the checkout review, places the order and pays with the success card (8 requests: the
   rush's cart journey, `rush.py --journey cart`, so that versions before "buy now" compare).
+- pay-now (only when asked: `--journey pay-now`): the same buyer's purchase as the rush makes it
+  now (`rush.py`'s default journey): sign-in, event page, "buy now", the review, its card form
+  (placed and paid), the paid order's page (6 requests with the sign-in).
 - page: the same signed-in buyer GETs /cart/ (an empty cart: one small query, the layout).
 - checkin (only when asked: `--journey checkin` or `all`): a scanner app's valid scan, POST
   /tickets/api/check-in with a bearer token and a distinct unused seeded ticket, as bench/checkin.py
@@ -53,9 +56,13 @@ def inner(journey: str, repetitions: int, setup_buyers: int, ticket_offset: int 
         return inner_checkin(app, repetitions, setup_buyers, ticket_offset)
     event = rush.create_rush_event(setup_buyers * 2, "instructions")
     emails = rush.create_buyers(setup_buyers + 1, "instructions")
-    if journey == "purchase":
+    if journey in ("purchase", "pay-now"):
         for email in emails[:repetitions]:
-            roundtrips.buyer_flow(roundtrips.Step(app.test_client(), counter), email, event, events_list=False)
+            step = roundtrips.Step(app.test_client(), counter)
+            if journey == "pay-now":
+                roundtrips.buyer_flow_pay_now_apart(step, email, event)
+            else:
+                roundtrips.buyer_flow(step, email, event, events_list=False)
         return
     step = roundtrips.Step(app.test_client(), counter)
     page = step("login page", "GET", "/auth/login")
@@ -104,7 +111,7 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", type=int, default=4)
     parser.add_argument("--large", type=int, default=24)
-    parser.add_argument("--journey", choices=("purchase", "page", "checkin", "both", "all"), default="both",
+    parser.add_argument("--journey", choices=("purchase", "pay-now", "page", "checkin", "both", "all"), default="both",
                         help="both: purchase and page; all: the three")
     parser.add_argument("--against", type=Path, help="another version's directory (bench/out/src-<commit>), "
                         "measured side by side")
@@ -123,7 +130,7 @@ def main(argv=None) -> dict:
     journeys = {"both": ("purchase", "page"), "all": ("purchase", "page", "checkin")}.get(args.journey,
                                                                                           (args.journey,))
     for journey in journeys:
-        scale = 1 if journey == "purchase" else 10  # a page or a scan is cheap: more of them for a steady figure
+        scale = 1 if journey in ("purchase", "pay-now") else 10  # a page or a scan is cheap: more of them
         small, large = args.small * scale, args.large * scale
         totals: dict[Path, list[int]] = {src: [] for src in sources}
         with concurrent.futures.ThreadPoolExecutor(len(sources)) as pool:
@@ -135,8 +142,9 @@ def main(argv=None) -> dict:
                 for src, future in futures.items():
                     totals[src].append(future.result())
         per = {src: (runs[1] - runs[0]) / (large - small) for src, runs in totals.items()}
-        figures[f"instructions_per_{journey}_m"] = round(per[source] / 1e6, 3 if journey == "checkin" else 2)
-        what = {"purchase": "buyer (sign-in + purchase, 8 requests)", "page": f"signed-in GET {PAGE}",
+        figures[f"instructions_per_{journey.replace('-', '_')}_m"] = round(per[source] / 1e6, 3 if journey == "checkin" else 2)
+        what = {"purchase": "buyer (sign-in + purchase, 8 requests)",
+                "pay-now": "buyer (sign-in + purchase paid on the review, 6 requests)", "page": f"signed-in GET {PAGE}",
                 "checkin": "valid scan (check-in API, bearer token)"}[journey]
         for src in sources:
             change = f" ({per[source] / per[src] - 1:+.1%} for {source.name})" if src != source else ""
